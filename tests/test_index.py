@@ -1,0 +1,154 @@
+"""The persistent index: incremental updates, atomic writes, mismatch detection, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.errors import IndexStoreError, QAError
+from qa.index import PassageIndex, build_index, live_generation
+from qa.search import Retriever
+
+from .conftest import CORPUS, REPO
+
+
+@pytest.fixture
+def corpus_copy(tmp_path) -> Path:
+    folder = tmp_path / "articles"
+    shutil.copytree(CORPUS, folder)
+    return folder
+
+
+def test_default_corpus_index(corpus_index):
+    index = PassageIndex.open(corpus_index)
+    assert index.manifest.documents == 5
+    assert len(index) == index.vectors.shape[0] == index.faiss_passages.ntotal > 40
+    assert len(index.sentence_vectors) == index.faiss_sentences.ntotal >= len(index)
+    assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1, atol=1e-4)
+    assert index.manifest.faiss["kind"] == "IndexFlatIP"
+    assert index.manifest.query_prefix == "query: " and index.manifest.passage_prefix == "passage: "
+    texts = " ".join(p.text for p in index.passages)
+    assert "Publicité" not in texts and "Laisser un commentaire" not in texts
+
+
+def test_incremental_counts(corpus_copy, tmp_path, embedder):
+    index_dir = tmp_path / "idx"
+    first = build_index([corpus_copy], index_dir, embedder)
+    assert first.full and first.embedded == first.passages
+    again = build_index(None, index_dir, embedder)  # no paths: the ones it was built from
+    assert (again.embedded, again.new, again.changed, again.removed) == (0, 0, 0, 0)
+    assert not again.full
+
+    (corpus_copy / "new.txt").write_text("Un tout nouveau paragraphe sur la pêche au thon en Bretagne.\n\n"
+                                         "Un second paragraphe, sur les marées d'équinoxe.\n")
+    added = build_index(None, index_dir, embedder)
+    assert (added.embedded, added.new, added.changed, added.removed) == (2, 2, 0, 0)
+
+    path = corpus_copy / "new.txt"
+    path.write_text(path.read_text().replace("thon", "maquereau"))
+    changed = build_index(None, index_dir, embedder)
+    assert (changed.embedded, changed.new, changed.changed, changed.removed) == (1, 0, 1, 0)
+
+    path.unlink()
+    removed = build_index(None, index_dir, embedder)
+    assert (removed.embedded, removed.new, removed.changed, removed.removed) == (0, 0, 0, 2)
+    assert len(PassageIndex.open(index_dir)) == first.passages
+
+
+def test_model_mismatch_detected_and_rebuilt(corpus_index, tmp_path, embedder):
+    index_dir = tmp_path / "idx"
+    shutil.copytree(corpus_index, index_dir)
+    generation = live_generation(index_dir)
+    manifest = json.loads((generation / "manifest.json").read_text())
+    manifest["model_fingerprint"] = "0123456789abcdef"
+    manifest["model_id"] = "some/other-model"
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(QAError, match="built with some/other-model"):
+        Retriever.open(index_dir, model="multilingual-e5-small")
+    report = build_index(None, index_dir, embedder)
+    assert report.full and "built with model some/other-model" in report.reason
+    assert report.embedded == report.passages
+    Retriever.open(index_dir)  # usable again
+
+
+def test_format_mismatch_forces_full_rebuild(corpus_index, tmp_path, embedder):
+    index_dir = tmp_path / "idx"
+    shutil.copytree(corpus_index, index_dir)
+    generation = live_generation(index_dir)
+    manifest = json.loads((generation / "manifest.json").read_text())
+    manifest["format_version"] = 0
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+    report = build_index(None, index_dir, embedder)
+    assert report.full and "format" in report.reason
+
+
+def test_missing_index_is_clear(tmp_path):
+    with pytest.raises(IndexStoreError, match="no index at"):
+        PassageIndex.open(tmp_path / "nothing")
+
+
+def test_damaged_index_is_clear(corpus_index, tmp_path):
+    index_dir = tmp_path / "idx"
+    shutil.copytree(corpus_index, index_dir)
+    (live_generation(index_dir) / "faiss.index").write_bytes(b"garbage")
+    with pytest.raises(IndexStoreError, match="damaged"):
+        PassageIndex.open(index_dir)
+
+
+def test_empty_folder_is_an_error(tmp_path, embedder):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(QAError):
+        build_index([tmp_path / "empty"], tmp_path / "idx", embedder)
+    assert live_generation(tmp_path / "idx") is None
+
+
+def test_reader_keeps_working_during_rebuild(corpus_copy, tmp_path, embedder):
+    index_dir = tmp_path / "idx"
+    build_index([corpus_copy], index_dir, embedder)
+    reader = Retriever(PassageIndex.open(index_dir), embedder)
+    old_generation = reader.index.generation
+    (corpus_copy / "extra.txt").write_text("Un paragraphe ajouté pendant que le lecteur travaille.\n")
+    build_index(None, index_dir, embedder)
+    assert old_generation.exists(), "the generation a reader may still use was deleted"
+    hits = reader.search("where did Kim meet Putin?", k=3)
+    assert any("Vladivostok" in h.text for h in hits)
+
+
+def _big_corpus(folder: Path, copies: int) -> None:
+    """Enough distinct text that embedding takes several seconds, so a kill lands mid-build."""
+    folder.mkdir()
+    paragraphs = [p for f in sorted(CORPUS.glob("*.txt")) for p in f.read_text().split("\n\n") if len(p) > 80]
+    for i in range(copies):
+        body = "\n\n".join(f"{p} (version {i}.{j})" for j, p in enumerate(paragraphs))
+        (folder / f"copy_{i:03d}.txt").write_text(body)
+
+
+@pytest.mark.parametrize("delay", [4.0, 9.0, 14.0])
+def test_kill_during_build_leaves_previous_index(tmp_path, corpus_index, delay):
+    """kill -9 at any moment of a full rebuild: the previous index stays intact and usable."""
+    index_dir = tmp_path / "idx"
+    shutil.copytree(corpus_index, index_dir)
+    before = PassageIndex.open(index_dir)
+    big = tmp_path / "big"
+    _big_corpus(big, copies=8)
+    process = subprocess.Popen([sys.executable, "-m", "qa", "index", str(big), "--index", str(index_dir), "--full", "-q"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    time.sleep(delay)
+    if process.poll() is not None:
+        pytest.skip("the build finished before the kill")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    after = PassageIndex.open(index_dir)  # usable, whatever the moment of the kill
+    if after.generation == before.generation:
+        assert len(after) == len(before) and np.array_equal(after.vectors, before.vectors)
+    else:  # killed after the switch to the new generation: then it must be complete
+        assert after.manifest.documents == 8 and len(after) == after.faiss_passages.ntotal
