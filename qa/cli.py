@@ -115,19 +115,35 @@ def main(argv: list[str] | None = None) -> int:
 # --------------------------------------------------------------------------- commands
 
 
-def open_retriever(index: str | None, model: str | None, *, build_default: bool = True, quiet: bool = False):
-    """Open the retriever; the default index is built first if it does not exist yet."""
-    from .index import build_index, default_index_dir, live_generation
+def open_retriever(index: str | None, model: str | None, *, build_default: bool = True, quiet: bool = False,
+                   notify=None):
+    """Open the retriever; the default index is (re)built first if missing or outdated.
+
+    `notify` receives the one-line messages (default: stderr unless quiet).
+    """
+    from .index import build_index, default_index_dir, rebuild_reason
     from .search import Retriever
 
-    if index is None and build_default and live_generation(default_index_dir()) is None:
+    show_progress = not quiet and notify is None
+    if notify is None:
+        def notify(message: str) -> None:
+            if not quiet:
+                print(message, file=sys.stderr)
+
+    if index is None and build_default:
         from .embedding import Embedder
 
-        if not quiet:
-            print("Building the index of the default corpus (first run)...", file=sys.stderr)
-        report = build_index(None, None, Embedder(model), progress=not quiet)
-        if not quiet:
-            print(report.summary(), file=sys.stderr)
+        embedder = Embedder(model)
+        reason = rebuild_reason(default_index_dir(), embedder.spec)
+        if reason is not None:
+            notify(f"building the index of the default corpus ({reason})…")
+            report = build_index(None, None, embedder, full=True, progress=show_progress)
+            for warning in report.warnings:
+                notify(f"warning: {warning}")
+            notify(report.summary())
+        from .index import PassageIndex
+
+        return Retriever(PassageIndex.open(default_index_dir()), embedder)
     return Retriever.open(index, model)
 
 

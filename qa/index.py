@@ -225,6 +225,25 @@ def live_generation(path: Path) -> Path | None:
     return generation if name and (generation / "manifest.json").is_file() else None
 
 
+def rebuild_reason(path: Path, spec) -> str | None:
+    """Why the index at `path` cannot serve model `spec` as it is (None: it can).
+
+    Lets the default index rebuild itself after an upgrade instead of failing on first use.
+    """
+    generation = live_generation(path)
+    if generation is None:
+        return "it does not exist yet"
+    try:
+        manifest = read_manifest(generation)
+    except IndexStoreError:
+        return "its manifest is unreadable"
+    if manifest.format_version != FORMAT_VERSION:
+        return f"it has index format {manifest.format_version}, this version of qa reads {FORMAT_VERSION}"
+    if manifest.model_fingerprint != spec.fingerprint:
+        return f"it was built with another model ({manifest.model_id})"
+    return None
+
+
 def read_manifest(generation: Path) -> IndexManifest:
     try:
         return IndexManifest.model_validate_json((generation / "manifest.json").read_text())
