@@ -48,9 +48,10 @@ def render_answer(answer: Answer, *, colour: bool, width: int | None = None, ful
 def render_hit(hit: Hit, *, colour: bool, width: int, text: str | None = None) -> list[str]:
     """A hit as lines: header (rank, source, paragraph, score), context, wrapped text, sources."""
     where = f"{hit.doc_id} ¶{hit.paragraph}" + (f" · {hit.date}" if hit.date else "")
-    header = f"{hit.rank}. {hit.title or hit.doc_id}"
-    lines = [_paint(header, BOLD, colour) + _paint(f"  [{where} · score {hit.score:.3f}]", DIM, colour)]
+    lines = [_paint(f"{hit.rank}. {where}", BOLD, colour) + _paint(f" · score {hit.score:.3f}", DIM, colour)]
     indent = "   "
+    if hit.title:
+        lines.append(indent + _paint(hit.title, DIM, colour))
     if hit.context and hit.context != hit.title:
         lines.append(indent + _paint(hit.context, CYAN, colour))
     marked = hit.text[: hit.sentence_start] + _ON + hit.sentence + _OFF + hit.text[hit.sentence_end:]

@@ -44,7 +44,7 @@ PASSAGE_WEIGHT = 0.5
 DUPLICATE_COSINE = 0.97
 # Weak-answer signal: how far the best cosine stands above the typical cosine of the
 # candidates (their median); calibrated on the public sets (see EVALUATION.md).
-WEAK_MARGIN = 0.035
+WEAK_MARGIN = 0.032
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
@@ -74,6 +74,7 @@ class Answer(BaseModel):
     question: str
     hits: list[Hit]
     weak: bool
+    confidence: float  # how far the best passage stands above the typical candidate
     note: str | None = None
 
 
@@ -143,8 +144,9 @@ class Retriever:
         answers = []
         for i, question in enumerate(questions):
             qvec = vectors[i] if vectors is not None else None
-            ranked, weak = self._rank(question, qvec, k, mode, subset)
-            answers.append(Answer(question=question, hits=ranked, weak=weak,
+            ranked, confidence = self._rank(question, qvec, k, mode, subset)
+            weak = mode != "lexical" and confidence < WEAK_MARGIN
+            answers.append(Answer(question=question, hits=ranked, weak=weak, confidence=round(confidence, 4),
                                   note="no passage answers this clearly" if weak else None))
         return answers
 
@@ -155,7 +157,7 @@ class Retriever:
     # ------------------------------------------------------------------ ranking
 
     def _rank(self, question: str, qvec: np.ndarray | None, k: int, mode: Mode,
-              subset: np.ndarray | None) -> tuple[list[Hit], bool]:
+              subset: np.ndarray | None) -> tuple[list[Hit], float]:
         n_candidates = max(CANDIDATES, 4 * k)
         candidates: set[int] = set()
         if qvec is not None:
@@ -172,16 +174,15 @@ class Retriever:
             top_lexical = np.argsort(-lexical, kind="stable")[:n_candidates]
             candidates.update(int(i) for i in top_lexical if lexical[i] > 0)
         if not candidates:
-            return [], True
+            return [], 0.0
         rows = np.fromiter(sorted(candidates), np.int64)
         dense, best_sentence = self._dense_scores(rows, qvec)
         lexical_scores = lexical[rows]
         lexical_norm = lexical_scores / lexical_scores.max() if lexical_scores.max() > 0 else lexical_scores
         fused = lexical_norm if mode == "lexical" else dense + weight * lexical_norm
         order = np.argsort(-fused, kind="stable")
-        weak = mode != "lexical" and self._is_weak(dense)
         hits = self._collapse(rows[order], fused[order], dense[order], lexical_scores[order], best_sentence[order], k)
-        return hits, weak
+        return hits, self._confidence(dense)
 
     def _dense_scores(self, rows: np.ndarray, qvec: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Per candidate: PASSAGE_WEIGHT x passage cosine + the rest x best sentence cosine,
@@ -211,10 +212,11 @@ class Retriever:
         return LEXICAL_WEIGHT_SAME_LANGUAGE if same else LEXICAL_WEIGHT_OTHER_LANGUAGE
 
     @staticmethod
-    def _is_weak(dense_scores: np.ndarray) -> bool:
+    def _confidence(dense_scores: np.ndarray) -> float:
+        """Best dense score minus the median candidate's: relative, since e5 cosines bunch up."""
         if len(dense_scores) < 5:
-            return False
-        return float(dense_scores.max() - np.median(dense_scores)) < WEAK_MARGIN
+            return 1.0  # too few passages to tell; never call an answer weak on that alone
+        return float(dense_scores.max() - np.median(dense_scores))
 
     def _collapse(self, rows, fused, dense, lexical, sentence_rows, k: int) -> list[Hit]:
         """Take hits in order, folding a near-duplicate of an earlier hit into its sources."""

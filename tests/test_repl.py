@@ -26,7 +26,7 @@ from qa.repl import WELCOME, Repl, ReplCompleter, default_history_path
 REPO = Path(__file__).resolve().parent.parent
 QUESTION = "where did Kim meet Putin?"
 _ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78])")
-_HEADER = re.compile(r"^(\d+)\. .*\[(\S+) ¶\d+.* score \d\.\d{3}\]$", re.M)
+_HEADER = re.compile(r"^(\d+)\. (\S+) ¶\d+.* · score \d\.\d{3}$", re.M)
 
 
 def capture_output(columns: int = 100) -> tuple[Vt100_Output, io.StringIO]:
