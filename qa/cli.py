@@ -8,6 +8,8 @@ on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import io
+import itertools
 import json
 import sys
 import time
@@ -157,21 +159,42 @@ def cmd_ask(args) -> int:
         raise QAError('empty question: qa ask "where did Kim meet Putin?"')
     if args.k < 1:
         raise QAError(f"-k must be at least 1 (got {args.k})")
+    batches = None
+    if question is None:
+        batches = question_batches(sys.stdin)
+        first = next(batches, None)
+        if first is None:
+            raise QAError("no question on standard input (one question a line)")
+        batches = itertools.chain([first], batches)
     retriever = open_retriever(args.index, args.model)
     filters = {"doc": args.doc, "date_from": args.date_from, "date_to": args.date_to}
-    if question is not None:
+    if batches is None:
         answer = retriever.ask(question, args.k, mode=args.mode, **filters)
         print_answer(answer, args.json)
         return 0
+    for batch in batches:
+        flush_batch(retriever, batch, args, filters)
+    return 0
+
+
+def question_batches(stream, size: int = 32):
+    """Non-empty lines in batches: as many as are already waiting (up to `size`), so a file is
+    embedded in batches while a program writing one question at a time gets each answer at once."""
+    import select
+
     batch: list[str] = []
-    for line in sys.stdin:
+    for line in stream:
         if line.strip():
             batch.append(line.strip())
-        if len(batch) == 16:
-            flush_batch(retriever, batch, args, filters)
+        try:
+            waiting = bool(select.select([stream], [], [], 0)[0])
+        except (OSError, ValueError, TypeError, io.UnsupportedOperation):
+            waiting = True  # not a file descriptor (an in-memory stream): reading never blocks
+        if batch and (len(batch) >= size or not waiting):
+            yield batch
             batch = []
-    flush_batch(retriever, batch, args, filters)
-    return 0
+    if batch:
+        yield batch
 
 
 def flush_batch(retriever, batch: list[str], args, filters: dict) -> None:
@@ -257,7 +280,13 @@ def cmd_stats(args) -> int:
 
 
 def cmd_repl(args) -> int:
+    from pathlib import Path
+
+    from .index import PassageIndex, live_generation
     from .repl import run_repl
+
+    if getattr(args, "index", None) and live_generation(Path(args.index)) is None:
+        PassageIndex.open(args.index)  # raises the one-line "no index at ..." error
 
     return run_repl(index=getattr(args, "index", None), model=getattr(args, "model", None))
 

@@ -157,8 +157,8 @@ class PassageIndex:
         path = Path(path or default_index_dir())
         generation = live_generation(path)
         if generation is None:
-            raise IndexStoreError(f"no index at {path}; build it with `qa index`"
-                                  + ("" if path == default_index_dir() else f" --index {path} PATH..."))
+            how = "`qa index`" if path == default_index_dir() else f"`qa index PATH... --index {path}`"
+            raise IndexStoreError(f"no index at {path}; build it with {how}")
         try:
             manifest = read_manifest(generation)
             passages = _read_passages(generation)

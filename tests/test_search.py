@@ -176,3 +176,23 @@ def test_help_and_stats_import_no_model_code(corpus_index):
              "print('HEAVY', heavy, code)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert "passages" in result.stdout and "HEAVY [] 0" in result.stdout, result.stdout + result.stderr
+
+
+def test_stdin_batches_do_not_wait_for_more_lines():
+    """A program that writes one question and waits for its answer must get it: batches hold only
+    the lines already waiting, while a whole file arrives as one batch."""
+    import io
+
+    from qa.cli import question_batches
+
+    read_fd, write_fd = os.pipe()
+    reader, writer = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
+    writer.write("first question\n")
+    writer.flush()
+    batches = question_batches(reader)
+    assert next(batches) == ["first question"]  # returns although the pipe is still open
+    writer.write("second\n\nthird\n")
+    writer.close()
+    assert [q for batch in batches for q in batch] == ["second", "third"]
+    many = question_batches(io.StringIO("".join(f"q{i}\n" for i in range(40))))
+    assert [len(b) for b in many] == [32, 8]
