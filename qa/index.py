@@ -10,7 +10,7 @@ Layout of an index folder::
         vectors.npy      float32 [n, dim], L2-normalised, row i = passage i
         sentences.npy    float32 [m, dim], the sentences of every passage, passage by passage
         sentence_spans.npy   int32 [m, 3]: owning passage, start, end (offsets in its text)
-        faiss.index      passages: exact inner product, or HNSW above APPROXIMATE_FROM passages
+        faiss.index      passages: exact inner product, or HNSW from APPROXIMATE_FROM sentences on
         sentences.faiss  sentences, the same kind of index
 
 Sentences get vectors of their own because a question usually asks for one fact: a passage is
@@ -44,10 +44,13 @@ from .errors import IndexStoreError, QAError
 from .sentences import split_sentences
 
 FORMAT_VERSION = 2
-# Exact search up to this many passages, HNSW above. Measured with `python scripts/bench.py
-# --only scaling`: exact search costs about 1 ms per 10k passages per query here, so past
-# ~200k an exact query takes longer than embedding the question (25 ms); HNSW (M=32,
-# efSearch=128) answers in about 1 ms with recall@10 above 0.97.
+# Exact search while the sentence count (the larger of the two indexes) is below this, HNSW from
+# there on. Measured with `python scripts/bench.py --only scaling` (BENCHMARKS.md): exact search
+# costs 0.90 ms per 10k vectors per query on this 2-core machine, and a question searches both
+# indexes, so at 200k sentences (~45k passages) the pair costs about 22 ms, still below the
+# 29 ms of embedding the question; past ~270k search would dominate. HNSW (M=32, efSearch=128)
+# answers in 0.2-1.4 ms; its recall@10 against exact search was 0.987 on real sentence vectors
+# (PIAF) but only 0.52 on 100k random vectors, which is why we stay exact as long as it is cheap.
 APPROXIMATE_FROM = 200_000
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
 

@@ -43,7 +43,7 @@ CANDIDATES = 100
 PASSAGE_WEIGHT = 0.5
 DUPLICATE_COSINE = 0.97
 # Weak-answer signal: how far the best cosine stands above the typical cosine of the
-# candidates (their median); calibrated on the public sets (see EVALUATION.md).
+# candidates (their median); calibrated on the public sets (see WEAK_ANSWERS.md).
 WEAK_MARGIN = 0.032
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 

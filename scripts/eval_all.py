@@ -96,8 +96,9 @@ def main() -> int:
           "language). Percentages; k = 10.", "", markdown_table(results), "", REFERENCE]
     if seed_rows:
         md += ["## Our questions over the default corpus (tests/data/seed_questions.jsonl)", "",
-               "hit@1: the first passage is one of the answering passages. Weak: questions flagged "
-               "\"no passage answers this clearly\".", "",
+               "hit@1: the first passage is one of the answering passages (the `seed (ours)` rows above count "
+               "R@k over *all* a question's answering passages, hence lower). Weak: questions flagged "
+               "\"no passage answers this clearly\" (calibration: WEAK_ANSWERS.md).", "",
                "| mode | questions | hit@1 | hit@3 | hit@1 en | hit@1 fr | weak (answerable) | weak (unanswerable) |",
                "|---|---|---|---|---|---|---|---|"]
         for r in seed_rows:
