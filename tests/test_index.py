@@ -132,23 +132,46 @@ def _big_corpus(folder: Path, copies: int) -> None:
         (folder / f"copy_{i:03d}.txt").write_text(body)
 
 
-@pytest.mark.parametrize("delay", [4.0, 9.0, 14.0])
-def test_kill_during_build_leaves_previous_index(tmp_path, corpus_index, delay):
-    """kill -9 at any moment of a full rebuild: the previous index stays intact and usable."""
+def _start_full_build(tmp_path: Path, corpus_index: Path, copies: int):
+    """A copy of the built index, then a full rebuild of it over a new corpus, in a child process."""
     index_dir = tmp_path / "idx"
     shutil.copytree(corpus_index, index_dir)
     before = PassageIndex.open(index_dir)
-    big = tmp_path / "big"
-    _big_corpus(big, copies=8)
-    process = subprocess.Popen([sys.executable, "-m", "qa", "index", str(big), "--index", str(index_dir), "--full", "-q"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-    time.sleep(delay)
-    if process.poll() is not None:
-        pytest.skip("the build finished before the kill")
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    corpus = tmp_path / "corpus"
+    _big_corpus(corpus, copies=copies)
+    process = subprocess.Popen([sys.executable, "-m", "qa", "index", str(corpus), "--index", str(index_dir), "--full",
+                                "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    return index_dir, before, corpus, process
+
+
+def _assert_intact_after_kill(index_dir: Path, before: PassageIndex, documents: int) -> None:
     after = PassageIndex.open(index_dir)  # usable, whatever the moment of the kill
     if after.generation == before.generation:
         assert len(after) == len(before) and np.array_equal(after.vectors, before.vectors)
     else:  # killed after the switch to the new generation: then it must be complete
-        assert after.manifest.documents == 8 and len(after) == after.faiss_passages.ntotal
+        assert after.manifest.documents == documents and len(after) == after.faiss_passages.ntotal
+
+
+@pytest.mark.parametrize("delay", [3.0, 12.0])
+def test_kill_during_build_leaves_previous_index(tmp_path, corpus_index, delay):
+    """kill -9 while the model loads (3 s) or mid-embedding (12 s; the corpus takes over a minute)."""
+    index_dir, before, _, process = _start_full_build(tmp_path, corpus_index, copies=24)
+    time.sleep(delay)
+    assert process.poll() is None, "the build finished before the kill: make the corpus bigger"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    _assert_intact_after_kill(index_dir, before, documents=24)
+
+
+def test_kill_while_writing_the_new_generation(tmp_path, corpus_index, embedder):
+    """kill -9 the moment the new generation's staging folder appears, i.e. while it is written."""
+    index_dir, before, small, process = _start_full_build(tmp_path, corpus_index, copies=1)
+    while process.poll() is None and not any(p.name.startswith(".tmp-g") for p in index_dir.iterdir()):
+        time.sleep(0.001)
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    _assert_intact_after_kill(index_dir, before, documents=1)
+    build_index([small], index_dir, embedder)  # the next build finishes the job and sweeps the leftovers
+    assert PassageIndex.open(index_dir).manifest.documents == 1
+    assert not [p.name for p in index_dir.iterdir() if p.name.startswith((".tmp-g", ".CURRENT.tmp-"))]
