@@ -277,9 +277,14 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
     """Make the index at `index_dir` hold exactly `corpus`, embedding only what it lacks."""
     started = time.perf_counter()
     index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
     if not corpus.passages:
         raise QAError(f"no passages found in {', '.join(sources or []) or 'the corpus'}")
+    if index_dir.exists() and not index_dir.is_dir():
+        raise IndexStoreError(f"the index path {index_dir} is a file, not a folder")
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexStoreError(f"cannot create the index folder {index_dir}: {exc.strerror or exc}") from None
     with _build_lock(index_dir):
         previous = _previous_state(index_dir)
         target = _manifest_for(corpus, embedder, sources or [])
@@ -287,7 +292,11 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
         reuse = {} if (full or reason or previous is None) else previous[1]
         vectors, embedded = _vectors_for(corpus.passages, reuse, embedder, progress)
         target.faiss = _faiss_params(len(vectors.sentences))
-        _write_generation(index_dir, target, corpus, vectors)
+        try:
+            _write_generation(index_dir, target, corpus, vectors)
+        except OSError as exc:  # disk full, permissions: the live generation is untouched
+            raise IndexStoreError(f"could not write the index at {index_dir} ({exc.strerror or exc}); "
+                                  "the previous index, if any, is unchanged") from None
         new, changed, removed = _diff(previous[2] if previous else [], corpus.passages)
     return BuildReport(index=str(index_dir), documents=len(corpus.documents), passages=len(corpus.passages),
                        new=new, changed=changed, removed=removed, embedded=embedded,

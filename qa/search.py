@@ -246,6 +246,8 @@ class Retriever:
         for value in (filters.date_from, filters.date_to):
             if value and not _DATE.match(value):
                 raise QAError(f"bad date {value!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
+        if filters.date_from and filters.date_to and not _date_in(filters.date_from, None, filters.date_to):
+            raise QAError(f"the date range is reversed: from {filters.date_from} to {filters.date_to}")
         rows = [i for i, p in enumerate(self.index.passages) if _matches(p, filters)]
         if not rows:
             raise QAError(_no_match_message(filters, self.index))

@@ -111,6 +111,14 @@ def test_empty_folder_is_an_error(tmp_path, embedder):
     assert live_generation(tmp_path / "idx") is None
 
 
+def test_unusable_index_path_is_one_clear_error(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    for target, message in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "idx", "cannot create")):
+        proc = subprocess.run([sys.executable, "-m", "qa", "index", str(CORPUS), "--index", str(target)],
+                              capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_reader_keeps_working_during_rebuild(corpus_copy, tmp_path, embedder):
     index_dir = tmp_path / "idx"
     build_index([corpus_copy], index_dir, embedder)

@@ -94,6 +94,8 @@ def test_date_filter_narrow_still_answers(retriever):
         retriever.search("anything", date_from="2021")
     with pytest.raises(QAError, match="bad date"):
         retriever.search("anything", date_from="April")
+    with pytest.raises(QAError, match="reversed"):
+        retriever.search("anything", date_from="2020-01", date_to="2019-12-31")
 
 
 def test_empty_question_is_an_error(retriever):
