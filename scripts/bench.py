@@ -40,6 +40,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import shutil
 import subprocess
@@ -494,8 +495,13 @@ def section_latency(bench: Bench) -> dict:
             run(q)
     timings: dict[str, list[float]] = {name: [] for name in runners}
     log(f"latency: {len(questions)} questions x {len(runners)} systems")
+    names = list(runners)
+    shuffler = random.Random(0)
     for q in questions:
-        for name, run in runners.items():
+        # A fresh order per question: with a fixed (or merely rotated) order, the system that
+        # always ran right after txtai, which holds its own copy of the model, measured slower.
+        for name in shuffler.sample(names, len(names)):
+            run = runners[name]
             started = time.perf_counter()
             run(q)
             timings[name].append(time.perf_counter() - started)
@@ -881,9 +887,8 @@ def _md_summary(sections: dict) -> list[str]:
         if "txtai" in lat:
             out.append(f"| qa query latency / txtai | {ratio(qa_ms, lat['txtai']['median_ms'])} | "
                        f"{fmt(qa_ms, 1)} ms vs {fmt(lat['txtai']['median_ms'], 1)} ms |")
-        share = 100 * lat["embed"]["median_ms"] / qa_ms if qa_ms else None
-        out.append(f"| share of qa latency spent embedding the question | {fmt(share, 0)} % | "
-                   f"{fmt(lat['embed']['median_ms'], 1)} ms of {fmt(qa_ms, 1)} ms |")
+        out.append(f"| qa query latency / embedding the question alone | {ratio(qa_ms, lat['embed']['median_ms'])} | "
+                   f"{fmt(qa_ms, 1)} ms vs {fmt(lat['embed']['median_ms'], 1)} ms (the model is the cost) |")
     cold = sections.get("coldstart", {}).get("results")
     if cold and "floor_median_s" in cold:
         out.append(f"| qa cold start / bare sentence-transformers start | "
@@ -1043,11 +1048,12 @@ def _md_scaling(results: dict, section: dict) -> list[str]:
                         for r in built) or "not built"
     out += ["", "### The claims behind `APPROXIMATE_FROM` (comment in `qa/index.py`) against this run", "",
             "| claim | measured here |", "|---|---|",
-            f"| exact search costs about 1 ms per 10k passages per query | {fit['ms_per_10k']:.2f} ms per 10k vectors |",
-            f"| past ~200k an exact query takes longer than embedding the question (25 ms) | embedding takes "
-            f"{fit['embed_ms']:.1f} ms; one exact index passes it at ~{fmt(fit['crossover_vectors'])} vectors |",
-            f"| HNSW (M=32, efSearch=128) answers in about 1 ms | {hnsw_ms} |",
-            f"| with recall@10 above 0.97 | {recalls} |"]
+            f"| exact search costs 0.9-1.4 ms per 10k vectors per query | {fit['ms_per_10k']:.2f} ms per 10k vectors |",
+            f"| at 200k sentences the two exact searches cost about as much as embedding the question (26-32 ms) | "
+            f"{fit.get('exact_pair_ms_at_approximate_from', float('nan')):.1f} ms for the pair, embedding "
+            f"{fit['embed_ms']:.1f} ms |",
+            f"| HNSW (M=32, efSearch=128) answers in 0.2-1.5 ms | {hnsw_ms} |",
+            f"| recall@10 0.987 on real sentence vectors, 0.52 on 100k random ones | {recalls} |"]
     out += ["", "### `APPROXIMATE_FROM`", "",
             f"Exact search costs **{fit['ms_per_10k']:.2f} ms per 10k vectors** per query here (least-squares line, "
             f"intercept {fit['intercept_ms']:.2f} ms); embedding one question takes **{fit['embed_ms']:.1f} ms** "
