@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -132,12 +133,16 @@ def test_reader_keeps_working_during_rebuild(corpus_copy, tmp_path, embedder):
 
 
 def _big_corpus(folder: Path, copies: int) -> None:
-    """Enough distinct text that embedding takes several seconds, so a kill lands mid-build."""
+    """Enough distinct text that embedding takes over a minute, so a kill lands mid-build.
+
+    Each copy shuffles the words of every paragraph (seeded): copies that only differed by a
+    suffix would be merged by the near-duplicate detection and leave a corpus of 53 passages.
+    """
     folder.mkdir()
     paragraphs = [p for f in sorted(CORPUS.glob("*.txt")) for p in f.read_text().split("\n\n") if len(p) > 80]
     for i in range(copies):
-        body = "\n\n".join(f"{p} (version {i}.{j})" for j, p in enumerate(paragraphs))
-        (folder / f"copy_{i:03d}.txt").write_text(body)
+        shuffled = (random.Random(f"{i}.{j}").sample(p.split(), len(p.split())) for j, p in enumerate(paragraphs))
+        (folder / f"copy_{i:03d}.txt").write_text("\n\n".join(" ".join(words) for words in shuffled))
 
 
 def _start_full_build(tmp_path: Path, corpus_index: Path, copies: int):
