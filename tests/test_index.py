@@ -141,8 +141,12 @@ def _big_corpus(folder: Path, copies: int) -> None:
     folder.mkdir()
     paragraphs = [p for f in sorted(CORPUS.glob("*.txt")) for p in f.read_text().split("\n\n") if len(p) > 80]
     for i in range(copies):
-        shuffled = (random.Random(f"{i}.{j}").sample(p.split(), len(p.split())) for j, p in enumerate(paragraphs))
-        (folder / f"copy_{i:03d}.txt").write_text("\n\n".join(" ".join(words) for words in shuffled))
+        shuffled = []
+        for j, paragraph in enumerate(paragraphs):
+            words = paragraph.split()
+            random.Random(f"{i}.{j}").shuffle(words)
+            shuffled.append(" ".join(words))
+        (folder / f"copy_{i:03d}.txt").write_text("\n\n".join(shuffled))
 
 
 def _start_full_build(tmp_path: Path, corpus_index: Path, copies: int):
