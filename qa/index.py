@@ -45,11 +45,11 @@ from .sentences import split_sentences
 
 FORMAT_VERSION = 2
 # Exact search while the sentence count (the larger of the two indexes) is below this, HNSW from
-# there on. Measured with `python scripts/bench.py --only scaling` (BENCHMARKS.md), two runs on
-# this 2-core machine: exact search costs 0.9-1.4 ms per 10k vectors per query, and a question
-# searches both indexes, so at 200k sentences (~45k passages) the pair costs 22-34 ms, as much as
-# embedding the question (26-32 ms): past that, search would dominate. HNSW (M=32, efSearch=128)
-# answers in 0.2-1.5 ms, but its recall@10 against exact search was 0.987 on real sentence
+# there on. Measured with `python scripts/bench.py --only scaling` (BENCHMARKS.md), three runs on
+# this 2-core machine: exact search costs 0.9-1.6 ms per 10k vectors per query, and a question
+# searches both indexes, so at 200k sentences (~45k passages) the pair costs 22-37 ms, as much as
+# embedding the question (25-32 ms): past that, search would dominate. HNSW (M=32, efSearch=128)
+# answers in 0.2-1.6 ms, but its recall@10 against exact search was 0.987 on real sentence
 # vectors (PIAF) and only 0.52 on 100k random vectors, so we stay exact while it is affordable.
 APPROXIMATE_FROM = 200_000
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
