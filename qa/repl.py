@@ -612,7 +612,8 @@ def _error_line(error, prefix: str | None = None) -> str:
     return "error: " + " ".join(message.split())
 
 
-def run_repl(index: str | None = None, model: str | None = None) -> int:
+def run_repl(index: str | None = None, model: str | None = None, *, backend: str | None = None,
+             threads: int | None = None) -> int:
     """`qa` / `qa repl`: the session over `index` (default: embeddings/, built first if missing)."""
     from prompt_toolkit.patch_stdout import patch_stdout
 
@@ -622,7 +623,8 @@ def run_repl(index: str | None = None, model: str | None = None) -> int:
         # Messages (e.g. building the default index on first run) go above the prompt.
         from .cli import open_retriever as cli_open_retriever
 
-        retriever = cli_open_retriever(index, model, quiet=True, notify=lambda m: repl.notify(m, style="dim"))
+        retriever = cli_open_retriever(index, model, backend=backend, threads=threads, quiet=True,
+                                       notify=lambda m: repl.notify(m, style="dim"))
         retriever.warm_up()
         return retriever
 

@@ -25,9 +25,9 @@ import numpy as np
 from pydantic import BaseModel
 
 from .corpus import Passage, Source
-from .embedding import Embedder
+from .embedding import Embedder, load_embedder
 from .errors import QAError
-from .index import PassageIndex
+from .index import PassageIndex, default_index_dir, live_generation, read_manifest
 from .lexical import LexicalIndex, guess_language
 from .model import DEFAULT_MODEL, ORIGINAL_HUB_NAME
 
@@ -98,18 +98,24 @@ class Retriever:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, index: str | Path | None = None, model: str | None = None) -> Retriever:
+    def open(cls, index: str | Path | None = None, model: str | None = None, *, backend: str | None = None,
+             threads: int | None = None) -> Retriever:
         """Open the index (default: embeddings/) with the model it was built with.
 
-        `model` overrides the model; it must be the one the index was built with.
+        `model` overrides the model; it must be the one the index was built with. `backend`
+        (auto, onnx, torch) and `threads` choose the engine; any engine serves any index of its model.
         """
-        passage_index = PassageIndex.open(index)
-        manifest = passage_index.manifest
-        embedder = Embedder(model or _model_name_for(manifest.model_id))
+        path = Path(index or default_index_dir())
+        generation = live_generation(path)
+        if generation is None:
+            PassageIndex.open(path)  # raises the one-line "no index at ..." error
+        manifest = read_manifest(generation)
+        embedder = load_embedder(model or _model_name_for(manifest.model_id), backend=backend, threads=threads)
         if embedder.spec.fingerprint != manifest.model_fingerprint:
-            raise QAError(f"the index at {passage_index.path} was built with {manifest.model_id}, not "
+            raise QAError(f"the index at {path} was built with {manifest.model_id}, not "
                           f"{embedder.spec.model_id}; rebuild it with `qa index --full` or pass the same --model")
-        return cls(passage_index, embedder)
+        embedder.preload()  # the engine loads while the index is read
+        return cls(PassageIndex.open(path), embedder)
 
     @property
     def lexical(self) -> LexicalIndex:

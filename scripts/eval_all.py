@@ -32,12 +32,12 @@ with its sentence vectors is not plain dense), PIAF 77.6.
 
 def seed_results(limit: int | None) -> tuple[list[dict], list[Scores]]:
     """Our own questions over the shipped corpus, in a throwaway index."""
-    from qa.embedding import Embedder
+    from qa.embedding import load_embedder
     from qa.index import PassageIndex, build_index
     from qa.search import Retriever
 
     with tempfile.TemporaryDirectory() as tmp:
-        embedder = Embedder()
+        embedder = load_embedder()
         build_index([REPO / "corpus"], tmp, embedder)
         retriever = Retriever(PassageIndex.open(tmp), embedder)
         queries = seed_queries(REPO / "tests/data/seed_questions.jsonl", retriever.index, REPO / "corpus")

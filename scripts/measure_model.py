@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 LOAD_PROBE = """
 import time, sys
 t = time.perf_counter()
-from qa.embedding import Embedder
-e = Embedder(sys.argv[1]); e.model
+from qa.embedding import load_embedder
+e = load_embedder(sys.argv[1]); e.load()
 print(time.perf_counter() - t)
 """
 
@@ -44,9 +44,9 @@ def main() -> int:
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         loads = [float(subprocess.run([sys.executable, "-c", LOAD_PROBE, str(folder)], capture_output=True,
                                       text=True, check=True, cwd=REPO).stdout) for _ in range(3)]
-        from qa.embedding import Embedder
+        from qa.embedding import load_embedder
 
-        embedder = Embedder(str(folder))
+        embedder = load_embedder(str(folder))
         embedder.embed_queries(["warm up"])
         questions = ["where did Kim meet Putin?", "où Kim a-t-il rencontré Poutine ?", "Qui est Iouri Ouchakov ?",
                      "When was the Singapore summit?", "Pourquoi le sommet de Hanoï a-t-il échoué ?"] * 10

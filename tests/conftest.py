@@ -13,9 +13,9 @@ DATA = Path(__file__).resolve().parent / "data"
 
 @pytest.fixture(scope="session")
 def embedder():
-    from qa.embedding import Embedder
+    from qa.embedding import load_embedder
 
-    e = Embedder()
+    e = load_embedder()
     e.embed_queries(["warm up"])  # load once, here, not inside the first test that uses it
     return e
 

@@ -84,7 +84,7 @@ def test_decomposed_accents_embed_like_composed(embedder):
 
 
 def test_loading_opens_no_network_connection(monkeypatch):
-    from qa.embedding import Embedder
+    from qa.embedding import load_embedder
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args!r}")
@@ -92,7 +92,7 @@ def test_loading_opens_no_network_connection(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    vectors = Embedder().embed_queries(["where did Kim meet Putin?"])
+    vectors = load_embedder().embed_queries(["where did Kim meet Putin?"])
     assert vectors.shape == (1, 384)
 
 
@@ -112,7 +112,7 @@ def test_truncated_or_corrupt_weights_give_model_error(tmp_path):
 
 
 def test_damaged_model_folder_gives_model_error(tmp_path):
-    from qa.embedding import Embedder
+    from qa.embedding import load_embedder
 
     folder = tmp_path / "broken"
     folder.mkdir()
@@ -125,7 +125,11 @@ def test_damaged_model_folder_gives_model_error(tmp_path):
                 (folder / item.name / sub.name).write_bytes(sub.read_bytes())
     (folder / "model.safetensors").write_bytes(b"\x00" * 1000)
     with pytest.raises(ModelError, match="cannot load model"):
-        Embedder(str(folder)).embed_queries(["x"])
+        load_embedder(str(folder), backend="torch").embed_queries(["x"])
+    graph = folder / "onnx" / "model.onnx"
+    graph.write_bytes(b"\x00" * graph.stat().st_size)  # same size: only opening it can tell
+    with pytest.raises(ModelError, match="cannot open the ONNX model .*model.onnx"):
+        load_embedder(str(folder), backend="onnx").embed_queries(["x"])
 
 
 def test_missing_model_folder_is_one_line_error():

@@ -1,0 +1,195 @@
+"""The ONNX engine: onnxruntime + tokenizers over the model folder's exact export, no torch.
+
+:class:`OnnxModel` is the transformer alone: token ids in, contextual token states out (the
+`last_hidden_state` of the export). :class:`OnnxEmbedder` does around it what
+sentence-transformers does: tokenize with truncation at the model's limit, batch texts of
+similar length together (little padding), pool as the folder's `1_Pooling` says and normalise
+when it has a `Normalize` module. Its vectors equal the torch engine's to cosine >= 0.9999,
+checked when the export is written and in the tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .embedding import Embedder
+from .errors import ModelError
+from .model_folder import FolderLayout, read_layout
+from .onnx_export import EXPORT_FOLDER, MODEL_FILE
+from .unigram import VOCAB_FILE, FastUnigram
+
+# Texts up to this many characters in all (a question, a batch of questions) are tokenized by
+# the fast Unigram path while the full tokenizer is not loaded; longer work loads it once.
+FAST_PATH_CHARS = 4000
+
+
+class OnnxModel:
+    """An onnxruntime session over an exported transformer (the shape of fastembed's OnnxModel)."""
+
+    def __init__(self, path: Path, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # Spinning worker threads burn the cores another process needs, and stall when it has them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a damaged or foreign file: one line, not onnxruntime's trace
+            raise ModelError(f"cannot open the ONNX model {path}: {str(exc).strip().splitlines()[0][:160]}") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output = next((n for n in ("last_hidden_state", "token_embeddings") if n in outputs), outputs[0])
+
+    def token_states(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """float32 [batch, sequence, hidden] for int64 token ids and attention mask."""
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.input_names:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        return self.session.run([self.output], feed)[0]
+
+
+class OnnxEmbedder(Embedder):
+    """Sentence vectors from :class:`OnnxModel`, pooled and normalised like the torch engine."""
+
+    backend = "onnx"
+
+    def __init__(self, spec, threads, model_path: Path | None = None):
+        super().__init__(spec, threads)
+        self.folder = Path(spec.location)
+        self.model_path = model_path or self.folder / EXPORT_FOLDER / MODEL_FILE
+        self.layout: FolderLayout = read_layout(self.folder)
+        self._model: OnnxModel | None = None
+        self._tokenizer = None
+        self._fast: FastUnigram | None = None
+
+    def load(self) -> None:
+        self._engine()
+        self._fast_tokenizer()
+
+    def _engine(self) -> OnnxModel:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = OnnxModel(self.model_path, self.threads)
+        return self._model
+
+    def _full_tokenizer(self):
+        if self._tokenizer is None:
+            with self._lock:
+                if self._tokenizer is None:
+                    self._tokenizer = self._load_tokenizer()
+        return self._tokenizer
+
+    def _fast_tokenizer(self) -> FastUnigram | None:
+        """The exact Unigram fast path, when the export ships its vocabulary file."""
+        path = self.model_path.parent / VOCAB_FILE
+        if self._fast is None and path.is_file():
+            with self._lock:
+                if self._fast is None:
+                    self._fast = FastUnigram(path, self.layout.max_seq_length)
+        return self._fast
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        fast = None
+        if self._tokenizer is None and sum(map(len, texts)) <= FAST_PATH_CHARS:
+            fast = self._fast_tokenizer()
+        if fast is not None:
+            return [fast.encode(text) for text in texts]
+        return [encoding.ids for encoding in self._full_tokenizer().encode_batch(texts)]
+
+    def _load_tokenizer(self):
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from tokenizers import Tokenizer
+
+        path = self.folder / self.layout.transformer_path / "tokenizer.json"
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:
+            raise ModelError(f"cannot read the tokenizer {path}: {str(exc)[:120]}") from None
+        tokenizer.enable_truncation(self.layout.max_seq_length)
+        tokenizer.no_padding()
+        return tokenizer
+
+    @property
+    def dimension(self) -> int:
+        return self.layout.dimension
+
+    def max_sequence_length(self) -> int:
+        return self.layout.max_seq_length
+
+    def _encode(self, texts: list[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
+        model = self._engine()
+        sequences = self._token_ids([prefix + t for t in texts])
+        lengths = np.fromiter((len(ids) for ids in sequences), np.int64, len(sequences))
+        out = np.empty((len(texts), self.dimension), np.float32)
+        bar = _progress(len(texts), progress)
+        for rows in _length_batches(lengths, batch_size):
+            ids, mask = self._pad([sequences[i] for i in rows], int(lengths[rows].max()))
+            out[rows] = self._pool(model.token_states(ids, mask), mask)
+            bar.update(len(rows))
+        bar.close()
+        return out
+
+    def _pad(self, sequences: list[list[int]], width: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.full((len(sequences), width), self.layout.pad_id, np.int64)
+        mask = np.zeros((len(sequences), width), np.int64)
+        for row, sequence in enumerate(sequences):
+            ids[row, :len(sequence)] = sequence
+            mask[row, :len(sequence)] = 1
+        return ids, mask
+
+    def _pool(self, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        vectors = pool(states, mask, self.layout.pooling)
+        if self.layout.normalize:
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
+
+
+def pool(states: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """sentence-transformers' pooling modes over float32 [batch, sequence, hidden] states."""
+    weights = mask[..., None].astype(np.float32)
+    if mode == "cls":
+        return states[:, 0]
+    if mode == "lasttoken":
+        return states[np.arange(len(states)), mask.sum(1) - 1]
+    if mode == "max":
+        return np.where(weights > 0, states, -1e9).max(1)
+    summed = (states * weights).sum(1)
+    counts = np.maximum(weights.sum(1), 1e-9)
+    if mode == "mean_sqrt_len_tokens":
+        return summed / np.sqrt(counts)
+    if mode == "mean":
+        return summed / counts
+    raise ModelError(f"pooling {mode!r} is not supported by the ONNX engine")
+
+
+def _length_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Rows in batches of similar token length, longest first: padding stays small, and the
+    first batch is the largest, so memory peaks at once rather than at the end."""
+    order = np.argsort(-lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    """A tqdm bar on long work; nothing (and no tqdm import) on the question path."""
+    if not enabled or total < 2:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="embedding", unit="text", leave=False)

@@ -1,0 +1,241 @@
+"""Writing and checking the ONNX export that lives inside a model folder.
+
+Layout (the one sentence-transformers uses for `backend="onnx"`, plus a manifest)::
+
+    MODEL_FOLDER/onnx/model.onnx        the graph: ids, mask (, token types) -> last_hidden_state
+    MODEL_FOLDER/onnx/model.onnx_data   the weights, one external file that onnxruntime maps
+    MODEL_FOLDER/onnx/qa-unigram.npz    the vocabulary of a Unigram tokenizer, for questions (qa.unigram)
+    MODEL_FOLDER/onnx/qa-export.json    source fingerprint, sha256 and size of both files,
+                                        versions, and the measured agreement with torch
+
+The export is the transformer alone, exported with torch's TorchScript exporter; pooling and
+normalisation stay in numpy (:mod:`qa.onnx_engine`), read from the folder like
+sentence-transformers reads them. It is written beside its final place and renamed into it, and
+accepted only if its vectors agree with the torch engine's (cosine >= MIN_COSINE) on a fixed
+probe set of questions and passages, short and over-long, English and French. The weights in a
+separate file matter: onnxruntime memory-maps them, so a session opens in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+from .errors import ModelError
+from .model import file_lock, make_readable, swap_into_place
+
+EXPORT_FOLDER = "onnx"
+MODEL_FILE = "model.onnx"
+DATA_FILE = "model.onnx_data"
+MANIFEST_FILE = "qa-export.json"
+EXPORT_FORMAT = 1
+OPSET = 17
+MIN_COSINE = 0.9999
+PROBE_QUERIES = [
+    "where did Kim meet Putin?", "où Kim a-t-il rencontré Poutine ?", "Qui est Iouri Ouchakov ?",
+    "How much did trade between Russia and North Korea fall in 2018?", "x", "2019",
+]
+PROBE_PASSAGES = [
+    "Fin avril, Kim Jong-un a été longuement reçu par Vladimir Poutine à Vladivostok, dans l’Extrême-Orient russe.",
+    "The summit in Hanoi ended early, without any agreement on sanctions or denuclearisation.",
+    "Publicité",
+    # Longer than the model reads: truncation must cut where sentence-transformers cuts.
+    " ".join(["Les échanges commerciaux entre la Russie et la Corée du Nord ont reculé de moitié en 2018."] * 60),
+    "Ouchakov, conseiller diplomatique du Kremlin, a confirmé la rencontre ; « constructive », a-t-il dit.",
+]
+
+
+def export_dir(spec_or_folder) -> Path:
+    folder = Path(getattr(spec_or_folder, "location", spec_or_folder))
+    return folder / EXPORT_FOLDER
+
+
+def read_export_manifest(spec) -> dict | None:
+    try:
+        return json.loads((export_dir(spec) / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def export_problem(spec) -> str | None:
+    """Why `spec` cannot be served by the ONNX engine as it is (None: its export is usable).
+
+    Cheap (a JSON file and two sizes): it runs on every question's path. `qa model` re-hashes.
+    """
+    if not spec.is_local:
+        return f"model {spec.model_id} is not a local folder, so it has no ONNX export"
+    manifest = read_export_manifest(spec)
+    if manifest is None:
+        return f"model {spec.model_id} has no ONNX export"
+    if manifest.get("format") != EXPORT_FORMAT or manifest.get("source_fingerprint") != spec.fingerprint:
+        return f"the ONNX export of {spec.model_id} is outdated (written for other weights or by another version)"
+    for name, facts in manifest.get("files", {}).items():
+        path = export_dir(spec) / name
+        if not path.is_file() or path.stat().st_size != facts.get("bytes"):
+            return f"the ONNX export of {spec.model_id} is incomplete ({name} is missing or truncated)"
+    return None
+
+
+def verify_export(spec) -> list[str]:
+    """Problems found by re-hashing the export against its manifest (empty: intact or absent)."""
+    from .model import sha256_file
+
+    manifest = read_export_manifest(spec)
+    if manifest is None:
+        return []
+    problems = []
+    for name, facts in manifest.get("files", {}).items():
+        path = export_dir(spec) / name
+        if not path.is_file():
+            problems.append(f"{EXPORT_FOLDER}/{name} is missing")
+        elif sha256_file(path) != facts.get("sha256"):
+            problems.append(f"{EXPORT_FOLDER}/{name} does not match its recorded sha256")
+    return problems
+
+
+def write_export(spec, *, force: bool = False) -> Path:
+    """Export `spec`'s folder to `onnx/` (or adopt an `onnx/model.onnx` already there), verified
+    against the torch engine, atomically. Concurrent writers wait on a lock; the loser returns."""
+    if not spec.is_local:
+        raise ModelError(f"model {spec.model_id} is not a local folder; only a folder can hold an ONNX export")
+    folder = Path(spec.location)
+    target = export_dir(spec)
+    try:
+        with file_lock(folder / ".qa-onnx.lock"):
+            if not force and export_problem(spec) is None:
+                return target
+            if (target / MODEL_FILE).is_file() and read_export_manifest(spec) is None and not force:
+                _adopt(spec, target)
+                return target
+            _write_fresh(spec, folder, target)
+    except PermissionError as exc:
+        raise ModelError(f"cannot write the ONNX export into {folder} ({exc.strerror}); "
+                         "the torch engine still serves this model (--backend torch)") from None
+    return target
+
+
+def _write_fresh(spec, folder: Path, target: Path) -> None:
+    staging = folder / f".{EXPORT_FOLDER}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        started = time.perf_counter()
+        _export_graph(folder, staging)
+        _write_fast_vocabulary(folder, staging)
+        facts = _check_and_describe(spec, staging, exported_in=time.perf_counter() - started)
+        (staging / MANIFEST_FILE).write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+        make_readable(staging)
+        swap_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _adopt(spec, target: Path) -> None:
+    """An export that came with the model (from the hub, say): kept if it agrees with torch."""
+    facts = _check_and_describe(spec, target, exported_in=None)
+    (target / MANIFEST_FILE).write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+
+
+def _export_graph(folder: Path, out: Path) -> None:
+    """torch.onnx.export of the transformer (keyword inputs, dynamic batch and sequence axes),
+    then re-saved with its weights in one external file."""
+    import inspect
+
+    import onnx
+    import torch
+    from transformers import AutoModel
+
+    from .model_folder import read_layout
+    from .torch_engine import quiet_libraries
+
+    quiet_libraries()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    layout = read_layout(folder)
+    try:
+        model = AutoModel.from_pretrained(str(folder / layout.transformer_path), attn_implementation="eager").eval()
+    except Exception as exc:
+        raise ModelError(f"cannot load {folder} to export it: {str(exc).strip().splitlines()[0][:160]}") from None
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in inspect.signature(model.forward).parameters:
+        names.append("token_type_ids")
+
+    class TokenStates(torch.nn.Module):
+        """transformers 5 takes its inputs by keyword only; the exporter passes them in order."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs):
+            return self.inner(**dict(zip(names, inputs))).last_hidden_state
+
+    # Two rows of different lengths, so the traced graph keeps the padding-mask path.
+    ids = torch.tensor([[layout.pad_id + 2, 100, 200, 300], [layout.pad_id + 2, 400, 500, layout.pad_id]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    example = (ids, mask, torch.zeros_like(ids))[: len(names)]
+    single = out / "single.onnx"
+    axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "last_hidden_state"]}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TokenStates(model), example, str(single), input_names=names,
+                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=OPSET,
+                          do_constant_folding=True, dynamo=False)
+    graph = onnx.load(str(single))
+    onnx.save_model(graph, str(out / MODEL_FILE), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=DATA_FILE, size_threshold=1024)
+    single.unlink()
+
+
+def _write_fast_vocabulary(folder: Path, out: Path) -> None:
+    """The question tokenizer's vocabulary file, for Unigram tokenizers it reproduces exactly."""
+    from .model_folder import read_layout
+    from .unigram import VOCAB_FILE, UnsupportedTokenizer, write_vocabulary
+
+    try:
+        write_vocabulary(folder / read_layout(folder).transformer_path / "tokenizer.json", out / VOCAB_FILE)
+    except (UnsupportedTokenizer, OSError, ValueError, KeyError):
+        (out / VOCAB_FILE).unlink(missing_ok=True)  # questions then use `tokenizers`, as passages do
+
+
+def _check_and_describe(spec, export: Path, exported_in: float | None) -> dict:
+    """Compare the export with the torch engine on the probes; the manifest if they agree."""
+    import numpy as np
+
+    from .model import sha256_file
+    from .onnx_engine import OnnxEmbedder
+    from .torch_engine import TorchEmbedder
+    from .unigram import VOCAB_FILE
+
+    onnx_engine = OnnxEmbedder(spec, threads=2, model_path=export / MODEL_FILE)
+    torch_engine = TorchEmbedder(spec, threads=2)
+    cosines = []
+    for embed in ("embed_queries", "embed_passages"):
+        texts = PROBE_QUERIES if embed == "embed_queries" else PROBE_PASSAGES
+        for batch_size in (1, 4):  # alone and batched with padding
+            a = getattr(onnx_engine, embed)(texts, batch_size=batch_size)
+            b = getattr(torch_engine, embed)(texts)
+            cosines.append(float((a * b).sum(1).min()))
+    worst = min(cosines)
+    if not worst >= MIN_COSINE:
+        raise ModelError(f"the ONNX export of {spec.model_id} disagrees with the torch engine (cosine {worst:.5f} "
+                         f"< {MIN_COSINE}); it was not kept, use --backend torch")
+    import onnxruntime
+    import torch
+
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+             for p in (export / MODEL_FILE, export / DATA_FILE, export / VOCAB_FILE) if p.is_file()}
+    return {
+        "format": EXPORT_FORMAT, "source_fingerprint": spec.fingerprint, "model": spec.model_id, "files": files,
+        "output": "last_hidden_state", "opset": OPSET if exported_in is not None else None,
+        "written_by": "qa export" if exported_in is not None else "adopted (shipped with the model)",
+        "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__},
+        "parity": {"min_cosine": round(worst, 7), "probes": len(PROBE_QUERIES) + len(PROBE_PASSAGES),
+                   "threshold": MIN_COSINE},
+        "seconds": round(exported_in, 1) if exported_in is not None else None,
+    }
