@@ -77,7 +77,9 @@ class Embedder(ABC):
             except Exception:
                 pass
 
-        threading.Thread(target=load_quietly, name="qa-engine-load", daemon=True).start()
+        # Not a daemon: the interpreter waits for it at exit. Killing a thread inside
+        # onnxruntime's or torch's initialisation aborts the process ("terminate called...").
+        threading.Thread(target=load_quietly, name="qa-engine-load").start()
 
     # ------------------------------------------------------------------ shared behaviour
 

@@ -198,3 +198,13 @@ def test_a_damaged_export_is_not_used(tmp_path):
     result = qa_cli("model", "--model", str(folder))
     assert result.returncode == 1
     assert "PROBLEMS: onnx/model.onnx_data" in result.stdout
+
+
+def test_an_error_while_the_engine_loads_exits_cleanly(corpus_index):
+    """The engine starts loading in the background as the index opens; a filter error raised
+    meanwhile must end in its one line and exit 1, not abort inside onnxruntime (exit 134)."""
+    for _ in range(3):
+        result = qa_cli("ask", "--index", str(corpus_index), "--doc", "nomatch*", "x")
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("qa: error: no document matches 'nomatch*'")
+        assert "terminate" not in result.stderr
