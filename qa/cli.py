@@ -98,8 +98,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="inference engine: onnx (onnxruntime, no torch: fast start), torch (sentence-transformers), "
                         "or auto, onnx when the model folder has its ONNX export (default: auto, or $QA_BACKEND)")
     p.add_argument("--threads", type=int, metavar="N", default=None,
-                   help="engine threads (default: 1, or $QA_THREADS; one thread stays fast when other "
-                        "programs load the CPU)")
+                   help="engine threads (default: $QA_THREADS, else one per core for onnx and 1 for torch, "
+                        "the settings that stay fast when other programs load the CPU)")
 
 
 def add_filters(p: argparse.ArgumentParser) -> None:

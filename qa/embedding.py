@@ -32,10 +32,11 @@ from .model import ModelSpec, resolve_model
 BATCH_SIZE = 32
 Backend = Literal["auto", "onnx", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-# One engine thread by default. Measured with `python scripts/bench.py --only threads`
-# (BENCHMARKS.md): on these two shared cores, a second thread buys little for one short question
-# and loses much when another process keeps the cores busy.
-DEFAULT_THREADS = 1
+# Default engine threads, per engine, picked from `python scripts/bench.py --only threads`
+# (BENCHMARKS.md): onnxruntime's pool here does not spin, so one thread per core is fastest
+# idle and still when another process keeps the cores busy; torch's OpenMP threads spin, and two
+# of them collapse under such a load, so torch gets one.
+TORCH_THREADS = 1
 
 
 class Embedder(ABC):
@@ -43,7 +44,7 @@ class Embedder(ABC):
 
     backend: ClassVar[str]
 
-    def __init__(self, spec: ModelSpec, threads: int = DEFAULT_THREADS):
+    def __init__(self, spec: ModelSpec, threads: int = 1):
         self.spec = spec
         self.threads = threads
         self._counter = None
@@ -140,10 +141,11 @@ def valid_text(text: str) -> str:
 def load_embedder(model: str | ModelSpec | None = None, *, backend: str | None = None,
                   threads: int | None = None) -> Embedder:
     """The embedder for `model` (default: $QA_MODEL, else the built-in model) on `backend`
-    (default: $QA_BACKEND, else auto) with `threads` engine threads (default: $QA_THREADS, else 1)."""
+    (default: $QA_BACKEND, else auto) with `threads` engine threads (default: $QA_THREADS, else
+    :func:`default_threads`)."""
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     chosen = choose_backend(spec, backend or os.environ.get("QA_BACKEND") or "auto")
-    count = resolve_threads(threads)
+    count = resolve_threads(threads, chosen)
     if chosen == "onnx":
         from .onnx_engine import OnnxEmbedder
 
@@ -169,12 +171,12 @@ def choose_backend(spec: ModelSpec, backend: str) -> str:
     return "torch"
 
 
-def resolve_threads(threads: int | None) -> int:
-    """The engine's thread count: the argument, else $QA_THREADS, else DEFAULT_THREADS."""
+def resolve_threads(threads: int | None, backend: str = "onnx") -> int:
+    """The engine's thread count: the argument, else $QA_THREADS, else the engine's default."""
     if threads is None:
         raw = os.environ.get("QA_THREADS", "").strip()
         if not raw:
-            return DEFAULT_THREADS
+            return default_threads(backend)
         try:
             threads = int(raw)
         except ValueError:
@@ -182,3 +184,13 @@ def resolve_threads(threads: int | None) -> int:
     if threads < 1 or threads > 256:
         raise QAError(f"the number of threads must be between 1 and 256 (got {threads})")
     return threads
+
+
+def default_threads(backend: str) -> int:
+    """onnx: one thread per core this process may run on; torch: TORCH_THREADS."""
+    if backend == "torch":
+        return TORCH_THREADS
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

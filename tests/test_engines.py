@@ -156,10 +156,15 @@ def test_backend_and_threads_are_validated():
     assert result.returncode == 2 and "invalid choice: 'jax'" in result.stderr
 
 
-def test_threads_reach_the_engine():
+def test_threads_reach_the_engine(monkeypatch):
     embedder = load_embedder(threads=2)
     embedder.embed_queries(["x"])
     assert embedder._engine().session.get_session_options().intra_op_num_threads == 2
+    monkeypatch.delenv("QA_THREADS", raising=False)
+    assert load_embedder().threads == len(os.sched_getaffinity(0))  # onnx: one per core
+    assert load_embedder(backend="torch").threads == 1  # torch's spinning threads collapse under load
+    monkeypatch.setenv("QA_THREADS", "3")
+    assert load_embedder(backend="torch").threads == 3
 
 
 def copy_without_export(tmp_path: Path) -> Path:
