@@ -373,12 +373,12 @@ class Repl:
         from .corpus import read_text
         from .render import _OFF, _ON, BOLD, DIM, _close_open_marks, _colour_marks, _paint
 
-        text = read_text(document.path)
+        text = read_text(document.file())
         lines = []
         about = " · ".join(x for x in (document.date, str(document.path)) if x)
         lines.append(_paint(document.title or document.doc_id, BOLD, self.colour)
                      + _paint(f"  [{document.doc_id} · {about}]", DIM, self.colour))
-        if _sha256(document.path) != document.sha256:
+        if _sha256(document.file()) != document.sha256:
             lines.append(_paint("note: the file changed since it was indexed, the highlight may be off "
                                 "(:reindex updates the index)", DIM, self.colour))
         if 0 <= hit.start <= hit.end <= len(text):
@@ -419,7 +419,7 @@ class Repl:
         try:
             from .corpus import read_text
 
-            text = read_text(document.path)
+            text = read_text(document.file())
         except QAError:
             return False
         before, after = text[max(0, hit.start - 2):hit.start], text[hit.end:hit.end + 2]
