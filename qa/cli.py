@@ -256,21 +256,19 @@ def cmd_model(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from .errors import IndexStoreError
-    from .index import default_index_dir, live_generation, read_manifest
-
     from pathlib import Path
 
+    from .index import default_index_dir, inspect_index, pointer_problem
+
     path = Path(args.index) if args.index else default_index_dir()
-    generation = live_generation(path)
-    if generation is None:
-        raise IndexStoreError(f"no index at {path}; build it with `qa index`")
-    manifest = read_manifest(generation)
+    generation, manifest = inspect_index(path)  # damage that `qa ask` would hit: exit 1 here too
     size = sum(f.stat().st_size for f in generation.iterdir() if f.is_file())
     info = {"index": str(path), "generation": generation.name, "documents": manifest.documents,
             "passages": manifest.passages, "model": manifest.model_id, "dimension": manifest.dimension,
             "faiss": manifest.faiss["kind"], "bytes_on_disk": size, "built_at": time.strftime(
                 "%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at)), "sources": manifest.sources}
+    if problem := pointer_problem(path):
+        info["note"] = f"{problem}; using {generation.name}, the newest complete generation"
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
     else:

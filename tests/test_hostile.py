@@ -86,6 +86,262 @@ def copy_of(index: Path, tmp_path: Path, name: str = "idx") -> Path:
     return target
 
 
+# --------------------------------------------------------------------------- the CURRENT pointer
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "random bytes", "missing generation", "outside"])
+def test_bad_current_uses_the_intact_generation(small_index, small_corpus, tmp_path, embedder, damage):
+    """Whatever CURRENT holds, readers use the complete generation, and a rebuild without PATH
+    uses the index's own sources: the index of another corpus is never replaced by corpus/."""
+    index_dir = copy_of(small_index, tmp_path)
+    generation = live_generation(index_dir)
+    current = index_dir / "CURRENT"
+    if damage == "deleted":
+        current.unlink()
+    elif damage == "truncated":
+        current.write_bytes(b"g00")
+    elif damage == "random bytes":
+        current.write_bytes(bytes(random.Random(15).randrange(256) for _ in range(64)))
+    elif damage == "missing generation":
+        current.write_text("g000042\n")
+    else:
+        copy_of(small_index, tmp_path, "other")
+        current.write_text("../other/g000001\n")
+    assert live_generation(index_dir) == generation
+    assert "Vladivostok" in answers(index_dir, embedder)
+    stats = qa("stats", "--index", str(index_dir))
+    assert stats.returncode == 0 and "using g000001, the newest complete generation" in stats.stdout, stats.stderr
+    report = build_index(None, index_dir, embedder)
+    assert (report.documents, report.embedded, report.full) == (2, 0, False)
+    assert any("updated from g000001" in w for w in report.warnings)
+    after = PassageIndex.open(index_dir)
+    assert after.manifest.sources == [str(small_corpus.resolve())] and after.note is None
+    full = qa("index", "--full", "-q", "--index", str(index_dir))
+    assert full.returncode == 0 and "2 documents" in full.stdout, full.stderr
+
+
+def test_current_outside_the_folder_is_not_followed(small_index, tmp_path):
+    """`../other/g000001` names a real index elsewhere; it is not read, even with nothing here."""
+    copy_of(small_index, tmp_path, "other")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "CURRENT").write_text("../other/g000001\n")
+    assert live_generation(victim) is None
+    line = one_error(qa("ask", "--index", str(victim), QUESTION))
+    assert line == f"qa: error: no index at {victim}; build it with `qa index PATH... --index {victim}`"
+
+
+def test_rebuild_without_record_refuses_instead_of_using_corpus(small_index, tmp_path):
+    """No readable manifest or sources.json anywhere: `qa index --index X` names PATH and keeps
+    the files, instead of filling X with the shipped corpus and deleting the generation."""
+    index_dir = copy_of(small_index, tmp_path)
+    generation = live_generation(index_dir)
+    (generation / "manifest.json").write_text('{"format_version": 2, "mod')
+    (generation / "sources.json").unlink()
+    files = sorted(p.name for p in generation.iterdir())
+    expected = (f"qa: error: the index at {index_dir} has no readable record of what it was built from; "
+                f"name it: `qa index PATH --index {index_dir}`")
+    for full in ([], ["--full"]):
+        assert one_error(qa("index", *full, "--index", str(index_dir))) == expected
+    assert sorted(p.name for p in generation.iterdir()) == files  # nothing deleted
+    ask = one_error(qa("ask", "--index", str(index_dir), QUESTION))
+    assert ask == (f"qa: error: the index at {index_dir} is damaged (no generation is complete: manifest.json or "
+                   f"other files unreadable); repair it with `qa index PATH --index {index_dir}`")
+
+
+def test_new_folder_without_path_is_refused(tmp_path):
+    target = tmp_path / "new"
+    line = one_error(qa("index", "--index", str(target)))
+    assert line == f"qa: error: what should {target} index? name the files or folders: `qa index PATH --index {target}`"
+
+
+def test_truncated_manifest_advice_works(small_index, tmp_path, embedder):
+    """The advice printed for a truncated manifest is a command that repairs the index."""
+    index_dir = copy_of(small_index, tmp_path)
+    manifest = live_generation(index_dir) / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes()[:40])
+    line = one_error(qa("ask", "--index", str(index_dir), QUESTION))
+    advice = f"repair it with `qa index --index {index_dir}`"
+    assert line.endswith(advice), line
+    repaired = qa("index", "-q", "--index", str(index_dir))
+    assert repaired.returncode == 0 and "2 documents" in repaired.stdout, repaired.stderr
+    manifest = live_generation(index_dir) / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes()[:40])
+    again = qa("index", "--full", "-q", "--index", str(index_dir))
+    assert again.returncode == 0 and "2 documents" in again.stdout, again.stderr
+    assert "Vladivostok" in answers(index_dir, embedder)
+
+
+# --------------------------------------------------------------------------- damaged arrays
+
+
+def _garbage_spans(generation: Path) -> None:
+    """sentence_spans.npy with its valid header and random data of the same size after it."""
+    path = generation / "sentence_spans.npy"
+    spans = np.load(path)
+    np.save(path, np.random.default_rng(15).integers(-2**31, 2**31 - 1, spans.shape, dtype=np.int32))
+
+
+def _nan_vectors(generation: Path) -> None:
+    path = generation / "vectors.npy"
+    vectors = np.load(path)
+    vectors[3] = np.nan
+    np.save(path, vectors)
+
+
+def _nan_sentences(generation: Path) -> None:
+    path = generation / "sentences.npy"
+    vectors = np.load(path)
+    vectors[5, :7] = np.inf
+    np.save(path, vectors)
+
+
+def _short_vectors(generation: Path) -> None:
+    path = generation / "vectors.npy"
+    np.save(path, np.load(path)[:-1])
+
+
+@pytest.mark.parametrize("damage, message, repaired", [
+    (_garbage_spans, "sentence_spans.npy: sentence owners are not in passage order", None),
+    (_nan_vectors, "1 passages have vectors that are not finite numbers", 1),
+    (_nan_sentences, "1 passages have vectors that are not finite numbers", 1),
+    (_short_vectors, None, None),
+])
+def test_damaged_arrays_are_refused_then_repaired(corpus_index, tmp_path, embedder, damage, message, repaired):
+    """Open refuses (one line, in `qa ask` and `qa stats`, exit 1); an incremental `qa index`
+    re-embeds what is damaged instead of keeping it; then the index answers."""
+    index_dir = copy_of(corpus_index, tmp_path)
+    damage(live_generation(index_dir))
+    with pytest.raises(IndexStoreError) as error:
+        PassageIndex.open(index_dir)
+    text = str(error.value)
+    assert text.startswith(f"the index at {index_dir} is damaged (") and (message is None or message in text)
+    assert text.endswith(f"; repair it with `qa index --index {index_dir}`")
+    for command in (["ask", QUESTION], ["stats"]):
+        assert one_error(qa(*command, "--index", str(index_dir))) == f"qa: error: {text}"
+    report = build_index(None, index_dir, embedder)
+    if repaired:
+        assert report.embedded == repaired and f"re-embedded {repaired} passages" in " ".join(report.warnings)
+    else:
+        assert report.full and "damaged" in report.reason and report.embedded == report.passages
+    index = PassageIndex.open(index_dir)
+    assert np.isfinite(index.vectors).all() and np.isfinite(index.sentence_vectors).all()
+    assert "Vladivostok" in answers(index_dir, embedder)
+
+
+# --------------------------------------------------------------------------- the build lock
+
+
+def test_lock_where_the_folder_cannot_be_written(tmp_path):
+    line = one_error(qa("index", str(CORPUS), "--index", "/proc"))
+    assert line == ("qa: error: cannot create /proc/.lock (No such file or directory): "
+                    "the index folder /proc cannot be written")
+
+
+def test_lock_in_an_immutable_folder(small_index, small_corpus, tmp_path, embedder):
+    """chattr +i: nothing can be created in the folder, not even by root; with and without a `.lock`."""
+    index_dir = copy_of(small_index, tmp_path)
+    (index_dir / ".lock").touch()
+    if subprocess.run(["chattr", "+i", str(index_dir)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        with_lock = one_error(qa("index", "-q", "--index", str(index_dir)))
+        subprocess.run(["chattr", "-i", str(index_dir)], check=True)
+        (index_dir / ".lock").unlink()
+        subprocess.run(["chattr", "+i", str(index_dir)], check=True)
+        without_lock = one_error(qa("index", "-q", "--index", str(index_dir)))
+    finally:
+        subprocess.run(["chattr", "-i", str(index_dir)], check=True)
+    assert with_lock == (f"qa: error: could not write the index at {index_dir} (Operation not permitted); "
+                         "the previous index, if any, is unchanged")
+    assert without_lock == (f"qa: error: cannot create {index_dir}/.lock (Operation not permitted): "
+                            f"the index folder {index_dir} cannot be written")
+    _no_leftovers(index_dir)
+    assert "Vladivostok" in answers(index_dir, embedder)
+
+
+def test_lock_that_is_a_folder_still_locks(small_index, small_corpus, tmp_path, embedder):
+    index_dir = copy_of(small_index, tmp_path)
+    (index_dir / ".lock").mkdir()
+    with _build_lock(index_dir):
+        with pytest.raises(IndexStoreError, match="another `qa index` is building"):
+            with _build_lock(index_dir):
+                pass
+    for _ in range(2):  # updated, and updated again: the folder is no obstacle
+        proc = qa("index", "-q", "--index", str(index_dir))
+        assert proc.returncode == 0 and "embedded 0 passages" in proc.stdout, proc.stderr
+    assert "Vladivostok" in answers(index_dir, embedder)
+
+
+# --------------------------------------------------------------------------- disk full
+
+
+def _no_leftovers(index_dir: Path) -> None:
+    assert not [p.name for p in index_dir.iterdir() if p.name.startswith((".tmp-g", ".CURRENT.tmp-"))]
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:  # in the child: a write past `limit` fails with EFBIG instead of a signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_size_limited_write_leaves_the_index_and_no_staging(corpus_index, tmp_path, embedder):
+    """A real write refused by the kernel past 100 kB (RLIMIT_FSIZE) while writing a generation."""
+    index_dir = copy_of(corpus_index, tmp_path)
+    before = live_generation(index_dir)
+    for _ in range(2):  # failed attempts do not pile up
+        line = one_error(qa("index", "--full", "-q", "--index", str(index_dir), preexec=_limit_file_size(100_000)))
+        assert re.fullmatch(re.escape(f"qa: error: could not write the index at {index_dir} (disk full or file size "
+                                      "limit reached: ") + r"\d+ requested and \d+ written\); the previous index, "
+                            r"if any, is unchanged", line), line
+        _no_leftovers(index_dir)
+    assert live_generation(index_dir) == before
+    assert "Vladivostok" in answers(index_dir, embedder)
+
+
+def test_faiss_write_error_is_one_line_and_cleans_up(corpus_index, tmp_path, embedder, monkeypatch):
+    """faiss reports a full disk as RuntimeError: its real error, from a write to /dev/full."""
+    import faiss
+
+    index_dir = copy_of(corpus_index, tmp_path)
+    real = faiss.write_index
+    monkeypatch.setattr(faiss, "write_index", lambda index, path: real(index, "/dev/full"))
+    with pytest.raises(IndexStoreError) as error:
+        build_index(None, index_dir, embedder, full=True)
+    assert str(error.value) == (f"could not write the index at {index_dir} (No space left on device); "
+                                "the previous index, if any, is unchanged")
+    _no_leftovers(index_dir)
+    monkeypatch.undo()
+    assert "Vladivostok" in answers(index_dir, embedder)
+
+
+def test_full_tmpfs_fails_in_faiss_write(corpus_index, tmp_path, embedder):
+    """A real small filesystem with room for the index and the next generation up to half of
+    sentences.faiss (the last big file): faiss.write_index hits ENOSPC, a RuntimeError."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    pages = {f.name: -(-f.stat().st_size // 4096) for f in live_generation(corpus_index).iterdir()}
+    before_faiss = ("passages.jsonl", "documents.json", "vectors.npy", "sentences.npy", "sentence_spans.npy",
+                    "faiss.index")
+    room = sum(pages.values()) + 2 + sum(pages[n] for n in before_faiss) + pages["sentences.faiss"] // 2
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={room * 4096}", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        index_dir = copy_of(corpus_index, mount)
+        free = shutil.disk_usage(mount).free
+        line = one_error(qa("index", "--full", "-q", "--index", str(index_dir)))
+        assert line == (f"qa: error: could not write the index at {index_dir} (No space left on device); "
+                        "the previous index, if any, is unchanged")
+        _no_leftovers(index_dir)
+        assert shutil.disk_usage(mount).free == free
+        assert "Vladivostok" in answers(index_dir, embedder)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
 # --------------------------------------------------------------------------- file names and file kinds
 
 
