@@ -11,6 +11,7 @@ import argparse
 import io
 import itertools
 import json
+import os
 import sys
 import time
 
@@ -98,7 +99,7 @@ def add_filters(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .errors import QAError
+    from .errors import QAError, unexpected
 
     handlers = {None: cmd_repl, "repl": cmd_repl, "ask": cmd_ask, "index": cmd_index, "model": cmd_model,
                 "stats": cmd_stats, "eval": cmd_eval}
@@ -112,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # noqa: BLE001 - last resort: a bug, still one line (QA_DEBUG=1: traceback)
+        if os.environ.get("QA_DEBUG"):
+            raise
+        command = f"`qa {args.command or 'repl'}`"
+        print(f"qa: error: {unexpected(exc, command)}", file=sys.stderr)
+        return 1
 
 
 # --------------------------------------------------------------------------- commands
@@ -183,7 +190,7 @@ def question_batches(stream, size: int = 32):
     import select
 
     batch: list[str] = []
-    for line in stream:
+    for line in decoded_lines(stream):
         if line.strip():
             batch.append(line.strip())
         try:
@@ -195,6 +202,28 @@ def question_batches(stream, size: int = 32):
             batch = []
     if batch:
         yield batch
+
+
+def decoded_lines(stream):
+    """The lines of `stream` as valid text: read as bytes where possible, undecodable bytes
+    replaced by U+FFFD (the tokenizer accepts nothing else), and said once on stderr."""
+    from .corpus import valid_text
+
+    warned = False
+    for line in getattr(stream, "buffer", stream):
+        if isinstance(line, bytes):
+            try:
+                text, bad = line.decode("utf-8"), False
+            except UnicodeDecodeError:
+                text, bad = line.decode("utf-8", "replace"), True
+        else:
+            text = valid_text(line)
+            bad = text != line
+        if bad and not warned:
+            print("qa: warning: standard input is not valid UTF-8; undecodable bytes were replaced by \ufffd",
+                  file=sys.stderr)
+            warned = True
+        yield text
 
 
 def flush_batch(retriever, batch: list[str], args, filters: dict) -> None:

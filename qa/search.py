@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
-from .corpus import Passage, Source
+from .corpus import Passage, Source, valid_text
 from .embedding import Embedder
 from .errors import QAError
 from .index import PassageIndex
@@ -134,7 +134,7 @@ class Retriever:
 
     def ask_many(self, questions: Sequence[str], k: int = 5, *, mode: Mode = "default", **filters) -> list[Answer]:
         """Answer several questions with one batched embedding call."""
-        questions = [q.strip() for q in questions]
+        questions = [valid_text(q).strip() for q in questions]  # the tokenizer takes valid str only
         if any(not q for q in questions):
             raise QAError("empty question: type a question, e.g. \"where did Kim meet Putin?\"")
         if k < 1:

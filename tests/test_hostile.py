@@ -418,3 +418,76 @@ def test_five_megabyte_word(tmp_path):
     passages, work = _cut_word(tmp_path, 5_000_000, lambda text: len(text) // 3 + 1)
     assert len(passages) > 1000 and work < 16 * 5_000_000
     assert time.perf_counter() - started < 30
+
+
+# --------------------------------------------------------------------------- questions that are not text
+
+
+def test_undecodable_stdin_is_replaced_and_reported_once(corpus_index):
+    latin1 = "où Kim a-t-il rencontré Poutine ?\n".encode("latin-1")
+    stdin = latin1 + b"\xff\xfe where did Kim meet Putin? \x80\n"
+    proc = qa("ask", "--json", "-k", "1", "--index", str(corpus_index), stdin=stdin)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "qa: warning: standard input is not valid UTF-8; undecodable bytes were replaced by \ufffd"]
+    questions = [json.loads(line)["question"] for line in proc.stdout.splitlines()]
+    assert questions == ["o\ufffd Kim a-t-il rencontr\ufffd Poutine ?", "\ufffd\ufffd where did Kim meet Putin? \ufffd"]
+
+
+def test_question_with_surrogates_is_answered(retriever):
+    """A str carrying undecodable bytes (from argv or a surrogateescape stream) is still answered."""
+    answer = retriever.ask("where did Kim meet Putin\udcff?", k=1)
+    assert answer.question == "where did Kim meet Putin\ufffd?" and "Vladivostok" in answer.hits[0].text
+
+
+def test_undecodable_bytes_typed_in_the_repl(retriever, tmp_path):
+    from prompt_toolkit.input import create_pipe_input
+
+    from qa.repl import Repl
+
+    from .test_repl import capture_output, plain
+
+    output, buffer = capture_output()
+    with create_pipe_input() as pipe:
+        pipe.send_bytes(b"where did Kim meet Putin\xff?\r" + "o\xf9 est Kim\r".encode("latin-1") + b":quit\r")
+        code = Repl(lambda: retriever, input=pipe, output=output, history_path=tmp_path / "history").run()
+    text = plain(buffer.getvalue())
+    assert code == 0 and "Traceback" not in text and "error" not in text, text
+    assert text.count("note: the input is not valid UTF-8; undecodable bytes were replaced by \ufffd") == 1
+    assert "Vladivostok" in text
+
+
+# --------------------------------------------------------------------------- the last resort
+
+
+def test_unexpected_error_is_one_line_unless_qa_debug(corpus_index):
+    probe = ("import sys, qa.cli as cli\n"
+             "def broken(args):\n    raise ZeroDivisionError('division by zero')\n"
+             f"cli.cmd_stats = broken\nsys.exit(cli.main(['stats', '--index', {str(corpus_index)!r}]))\n")
+    run = lambda env: subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO,  # noqa: E731
+                                     env={**os.environ, **env}, timeout=60)
+    quiet = run({"QA_DEBUG": ""})
+    assert one_error(quiet) == ("qa: error: unexpected ZeroDivisionError in `qa stats`: division by zero; "
+                                "QA_DEBUG=1 shows the traceback")
+    loud = run({"QA_DEBUG": "1"})
+    assert loud.returncode == 1 and "Traceback" in loud.stderr and "ZeroDivisionError" in loud.stderr
+
+
+def test_unexpected_error_in_the_repl(retriever, tmp_path, monkeypatch):
+    from qa.repl import Repl
+
+    from .test_repl import capture_output, plain
+
+    def broken(self, arg):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(Repl, "_cmd_stats", broken)
+    for debug in ("", "1"):
+        monkeypatch.setenv("QA_DEBUG", debug)
+        output, buffer = capture_output()
+        repl = Repl(lambda: retriever, input=None, output=output, history_path=tmp_path / "history")
+        assert repl.handle_line(":stats") is True
+        text = plain(buffer.getvalue())
+        assert ("error: unexpected ZeroDivisionError in :stats: division by zero; QA_DEBUG=1 shows the traceback"
+                in text)
+        assert ("Traceback" in text) == bool(debug)
