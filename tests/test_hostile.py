@@ -457,6 +457,35 @@ def test_undecodable_bytes_typed_in_the_repl(retriever, tmp_path):
     assert "Vladivostok" in text
 
 
+# --------------------------------------------------------------------------- malformed datasets
+
+
+def _dataset(tmp_path: Path, corpus_rows: list[str], query_rows: list[str]) -> Path:
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    good = '{"id": "p1", "doc_id": "d1", "text": "Kim met Putin in Vladivostok."}'
+    (folder / "corpus.jsonl").write_text("\n".join([good, "", *corpus_rows]) + "\n")
+    query = '{"id": "q1", "question": "where did Kim meet Putin?", "gold_ids": ["p1"]}'
+    (folder / "queries.jsonl").write_text("\n".join([query, *query_rows]) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("corpus_rows, query_rows, where, problem", [
+    (['{"id": "p2", "text": "no document"}'], [], "corpus.jsonl, line 3", "field 'doc_id': field required"),
+    (['["p2", "d2", "an array"]'], [], "corpus.jsonl, line 3", "the row is not a JSON object"),
+    (['{"id": 2, "doc_id": 7, "text": 3.5}'], [], "corpus.jsonl, line 3", "field 'text': input should be a valid string"),
+    ([], ['{"id": "q2", "question": 42, "gold_ids": ["p1"]}'], "queries.jsonl, line 2",
+     "field 'question': input should be a valid string"),
+    ([], ['{"id": "q2", "question": "who?", "gold_ids": []}'], "queries.jsonl, line 2",
+     "field 'gold_ids': list should have at least 1 item after validation, not 0"),
+    ([], ['{"id": "q2", "question": "who?", "gold_ids": [1, 2'], "queries.jsonl, line 2", "not valid JSON"),
+])
+def test_malformed_dataset_rows(tmp_path, corpus_rows, query_rows, where, problem):
+    folder = _dataset(tmp_path, corpus_rows, query_rows)
+    line = one_error(qa("eval", str(folder), timeout=60))
+    assert line.startswith(f"qa: error: {folder / where.split(',')[0]}, line {where.split()[-1]}: {problem}"), line
+
+
 # --------------------------------------------------------------------------- the last resort
 
 
