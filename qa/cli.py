@@ -11,6 +11,7 @@ import argparse
 import io
 import itertools
 import json
+import os
 import sys
 import time
 
@@ -111,7 +112,7 @@ def add_filters(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .errors import QAError
+    from .errors import QAError, unexpected
 
     _log_to_stderr()
 
@@ -127,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # noqa: BLE001 - last resort: a bug, still one line (QA_DEBUG=1: traceback)
+        if os.environ.get("QA_DEBUG"):
+            raise
+        command = f"`qa {args.command or 'repl'}`"
+        print(f"qa: error: {unexpected(exc, command)}", file=sys.stderr)
+        return 1
 
 
 def _log_to_stderr() -> None:
@@ -212,7 +219,7 @@ def question_batches(stream, size: int = 32):
     import select
 
     batch: list[str] = []
-    for line in stream:
+    for line in decoded_lines(stream):
         if line.strip():
             batch.append(line.strip())
         try:
@@ -224,6 +231,28 @@ def question_batches(stream, size: int = 32):
             batch = []
     if batch:
         yield batch
+
+
+def decoded_lines(stream):
+    """The lines of `stream` as valid text: read as bytes where possible, undecodable bytes
+    replaced by U+FFFD (the tokenizer accepts nothing else), and said once on stderr."""
+    from .text import valid_text
+
+    warned = False
+    for line in getattr(stream, "buffer", stream):
+        if isinstance(line, bytes):
+            try:
+                text, bad = line.decode("utf-8"), False
+            except UnicodeDecodeError:
+                text, bad = line.decode("utf-8", "replace"), True
+        else:
+            text = valid_text(line)
+            bad = text != line
+        if bad and not warned:
+            print("qa: warning: standard input is not valid UTF-8; undecodable bytes were replaced by \ufffd",
+                  file=sys.stderr)
+            warned = True
+        yield text
 
 
 def flush_batch(retriever, batch: list[str], args, filters: dict) -> None:
@@ -301,21 +330,19 @@ def cmd_model(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from .errors import IndexStoreError
-    from .index import default_index_dir, live_generation, read_manifest
-
     from pathlib import Path
 
+    from .index import default_index_dir, inspect_index, pointer_problem
+
     path = Path(args.index) if args.index else default_index_dir()
-    generation = live_generation(path)
-    if generation is None:
-        raise IndexStoreError(f"no index at {path}; build it with `qa index`")
-    manifest = read_manifest(generation)
+    generation, manifest = inspect_index(path)  # damage that `qa ask` would hit: exit 1 here too
     size = sum(f.stat().st_size for f in generation.iterdir() if f.is_file())
     info = {"index": str(path), "generation": generation.name, "documents": manifest.documents,
             "passages": manifest.passages, "model": manifest.model_id, "dimension": manifest.dimension,
             "faiss": manifest.faiss["kind"], "bytes_on_disk": size, "built_at": time.strftime(
                 "%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at)), "sources": manifest.sources}
+    if problem := pointer_problem(path):
+        info["note"] = f"{problem}; using {generation.name}, the newest complete generation"
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
     else:

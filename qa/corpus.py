@@ -28,6 +28,7 @@ import hashlib
 import math
 import os
 import re
+import stat
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ import charset_normalizer
 from pydantic import BaseModel
 
 from .errors import QAError
+from .text import valid_text  # noqa: F401  (re-exported: ingestion's callers use it)
 from .sentences import split_sentences
 
 EXTENSIONS = (".txt", ".md")
@@ -110,7 +112,11 @@ class Passage(BaseModel):
 
 
 class Document(BaseModel):
-    """An ingested file; ``n_passages`` counts the passages that cite it (after deduplication)."""
+    """An ingested file; ``n_passages`` counts the passages that cite it (after deduplication).
+
+    ``path`` is for display (see :func:`path_text`); ``raw_path`` keeps the exact bytes of a name
+    that is not UTF-8, so the file can still be opened: use :meth:`file`.
+    """
 
     doc_id: str
     path: str
@@ -118,6 +124,11 @@ class Document(BaseModel):
     date: str | None = None
     sha256: str
     n_passages: int
+    raw_path: str | None = None
+
+    def file(self) -> str:
+        """The path that opens the file, whatever the bytes of its name."""
+        return real_path(self.path, self.raw_path)
 
 
 class Corpus(BaseModel):
@@ -159,15 +170,52 @@ def load_corpus(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
 def read_text(path: str | os.PathLike) -> str:
     """Decode a file exactly as ingestion does; passage offsets index into this string."""
     try:
-        data = Path(path).read_bytes()
+        data = _read_regular(Path(path))
     except FileNotFoundError:
-        raise QAError(f"no such file or folder: {path}") from None
+        raise QAError(f"no such file or folder: {path_text(path)}") from None
     except OSError as exc:
-        raise QAError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise QAError(f"cannot read {path_text(path)}: {exc.strerror or exc}") from None
     try:
         return _decode(data)[0]
     except _Unreadable as exc:
-        raise QAError(f"cannot read {path}: {exc}") from None
+        raise QAError(f"cannot read {path_text(path)}: {exc}") from None
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; a FIFO or device raises at once instead of blocking or
+    streaming forever (opened non-blocking, checked on the descriptor: no race with a swap)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file (a FIFO, socket or device)")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+def path_text(path: str | os.PathLike) -> str:
+    """A path as printable, storable text: bytes of the name that are not UTF-8 shown as ``\\xff``.
+
+    Python hands such names over with lone surrogates, which no UTF-8 writer (JSON, the terminal)
+    accepts; this is how they are shown and become document ids.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def path_bytes(path: str | os.PathLike) -> str | None:
+    """The exact bytes of a path (hex) when its name is not UTF-8, else None (the text is exact)."""
+    raw = os.fsencode(path)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.hex()
+    return None
+
+
+def real_path(text: str, raw: str | None) -> str:
+    """The inverse of :func:`path_text` + :func:`path_bytes`: a path that opens the file."""
+    return os.fsdecode(bytes.fromhex(raw)) if raw else text
 
 
 def estimate_tokens(text: str) -> int:
@@ -213,14 +261,16 @@ def _collect_files(paths: str | os.PathLike | Iterable, warnings: list[str]) -> 
     for raw in given:
         root = Path(raw)
         if not root.exists():
-            raise QAError(f"no such file or folder: {raw}")
+            raise QAError(f"no such file or folder: {path_text(raw)}")
+        if not (root.is_dir() or root.is_file()):
+            raise QAError(f"not a regular file or folder (a FIFO, socket or device): {path_text(raw)}")
         for path, rel in _files_under(root, warnings):
             real = os.path.realpath(path)
             if real in seen_paths:
                 continue
             seen_paths.add(real)
-            doc_id = _unique_doc_id(root, rel, path, seen_ids)
-            files.append(_File(path, str(path), doc_id, path.suffix.lower() == ".md"))
+            doc_id = path_text(_unique_doc_id(root, rel, path, seen_ids))
+            files.append(_File(path, path_text(path), doc_id, path.suffix.lower() == ".md"))
     return files
 
 
@@ -228,7 +278,7 @@ def _files_under(root: Path, warnings: list[str]) -> list[tuple[Path, str]]:
     """(path, id relative to the given path) for a file given directly or a folder's articles."""
     if not root.is_dir():
         if root.suffix.lower() not in EXTENSIONS:
-            warnings.append(f"skipped {root}: not a .txt or .md file")
+            warnings.append(f"skipped {path_text(root)}: not a .txt or .md file")
             return []
         return [(root, root.name)]
     found = []
@@ -239,8 +289,10 @@ def _files_under(root: Path, warnings: list[str]) -> list[tuple[Path, str]]:
                 path = Path(folder) / name
                 if path.is_file():
                     found.append((path, path.relative_to(root).as_posix()))
+                elif path.exists():
+                    warnings.append(f"skipped {path_text(path)}: not a regular file (a FIFO, socket or device)")
     if not found:
-        raise QAError(f"no .txt or .md files in folder: {root}")
+        raise QAError(f"no .txt or .md files in folder: {path_text(root)}")
     return sorted(found, key=lambda item: item[1])
 
 
@@ -336,14 +388,15 @@ class _ParsedDocument:
     blocks: list[_Block] = field(default_factory=list)
 
     def document(self, n_passages: int) -> Document:
-        return Document(doc_id=self.file.doc_id, path=os.path.abspath(self.file.path), title=self.title,
+        path = os.path.abspath(self.file.path)
+        return Document(doc_id=self.file.doc_id, path=path_text(path), raw_path=path_bytes(path), title=self.title,
                         date=self.date, sha256=self.sha256, n_passages=n_passages)
 
 
 def _read_document(file: _File, warnings: list[str]) -> _ParsedDocument | None:
     """Decode and split one file, or record why it is skipped."""
     try:
-        data = file.path.read_bytes()
+        data = _read_regular(file.path)
         text, encoding = _decode(data)
     except OSError as exc:
         warnings.append(f"skipped {file.display}: cannot read ({exc.strerror or exc})")
@@ -718,18 +771,47 @@ def _sentences(words: list[Span], text: str) -> list[list[Span]]:
 
 
 def _word_pieces(word: Span, fits: Callable[[list[Span]], bool]) -> list[Span]:
-    """Split a single over-long word into the longest character runs that fit."""
+    """Split a single over-long word into the longest character runs that fit.
+
+    Each piece is found by galloping from the previous piece's length, then bisecting between
+    the last length that fits and the first that does not: the text tokenized per piece is a
+    few times the piece, so a 5 MB run without whitespace costs linear time, not quadratic.
+    """
     if fits([word]):
         return [word]
-    pieces, start, end = [], word[0], word[1]
+    pieces, start, end, guess = [], word[0], word[1], 64
     while start < end:
-        lo, hi = start + 1, end  # find the longest prefix that fits (at least one character)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if fits([(start, mid)]) else (lo, mid - 1)
-        pieces.append((start, lo))
-        start = lo
+        length = _longest_fitting(start, end, guess, fits)
+        pieces.append((start, start + length))
+        start, guess = start + length, length
     return pieces
+
+
+def _longest_fitting(start: int, end: int, guess: int, fits: Callable[[list[Span]], bool]) -> int:
+    """The longest length (at least 1) such that [start, start + length) fits.
+
+    Gallops up or down from `guess` in steps of a thirty-second of it, doubling, to bracket the
+    answer, then bisects the bracket: pieces of one run are of similar length, so a few calls.
+    """
+    ok = lambda length: fits([(start, start + length)])  # noqa: E731
+    room, step = end - start, max(1, guess // 32)
+    good, bad = (0, None) if not ok(min(guess, room)) else (min(guess, room), None)
+    if good:
+        while bad is None and good < room:
+            trial = min(good + step, room)
+            good, bad = (trial, None) if ok(trial) else (good, trial)
+            step *= 2
+        if bad is None:
+            return good
+    else:
+        bad = min(guess, room)
+        while bad - step > 0 and not ok(bad - step):
+            bad, step = bad - step, step * 2
+        good = max(bad - step, 0)
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if ok(mid) else (good, mid)
+    return max(good, 1)
 
 
 def _pack(units: list[list[Span]], fits: Callable[[list[Span]], bool]) -> list[list[Span]]:

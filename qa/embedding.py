@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import ModelError, QAError
 from .model import ModelSpec, resolve_model
+from .text import valid_text
 
 BATCH_SIZE = 32
 Backend = Literal["auto", "onnx", "torch"]
@@ -126,16 +127,6 @@ class Embedder(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.model_id} threads={self.threads}>"
-
-
-def valid_text(text: str) -> str:
-    """`text` as a string every tokenizer accepts: lone surrogates (undecodable bytes that
-    reached us through surrogateescape) become U+FFFD instead of failing deep in the engine."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def load_embedder(model: str | ModelSpec | None = None, *, backend: str | None = None,

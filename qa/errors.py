@@ -16,3 +16,11 @@ class ModelError(QAError):
 
 class IndexStoreError(QAError):
     """The index is missing, corrupt or was built with other settings."""
+
+
+def unexpected(exc: BaseException, command: str) -> str:
+    """The one line for an exception nobody expected (a bug): what failed, and where the
+    details are. The CLI and the REPL print it instead of a traceback unless QA_DEBUG is set."""
+    what = " ".join(str(exc).split())[:160]
+    return (f"unexpected {type(exc).__name__} in {command}" + (f": {what}" if what else "")
+            + "; QA_DEBUG=1 shows the traceback")

@@ -15,7 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from .corpus import Corpus, Document, Passage
 from .errors import QAError
@@ -23,11 +25,33 @@ from .errors import QAError
 MODES = ("default", "dense", "lexical", "hybrid")
 
 
+def _number_as_id(value):
+    """Ids may be written as JSON numbers; any other non-string is left for validation to refuse."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Id = Annotated[str, BeforeValidator(_number_as_id)]
+
+
 class Query(BaseModel):
-    id: str
+    id: Id
     question: str
     lang: str | None = None
-    gold_ids: list[str]
+    gold_ids: list[Id]
+
+
+class QueryRow(Query):
+    """A line of queries.jsonl: a question that cannot be scored without gold ids is refused."""
+
+    gold_ids: list[Id] = Field(min_length=1)
+
+
+class CorpusRow(BaseModel):
+    """A line of corpus.jsonl."""
+
+    id: Id
+    doc_id: Id
+    text: str
 
 
 class Scores(BaseModel):
@@ -48,21 +72,45 @@ def load_dataset(folder: Path) -> tuple[Corpus, list[Query]]:
     for f in (corpus_file, queries_file):
         if not f.is_file():
             raise QAError(f"{folder} is not a dataset folder: {f.name} is missing")
-    try:
-        rows = [json.loads(line) for line in corpus_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        queries = [Query.model_validate_json(line) for line in
-                   queries_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except ValueError as exc:
-        raise QAError(f"{folder}: malformed JSON Lines ({str(exc).splitlines()[0][:100]})") from None
+    rows = _read_rows(corpus_file, CorpusRow)
+    queries: list[Query] = _read_rows(queries_file, QueryRow)
     passages, paragraph_of = [], {}
     for row in rows:
-        paragraph_of[row["doc_id"]] = paragraph_of.get(row["doc_id"], 0) + 1
-        passages.append(Passage(id=str(row["id"]), text=row["text"], doc_id=str(row["doc_id"]),
-                                title=str(row["doc_id"]), paragraph=paragraph_of[row["doc_id"]],
-                                start=0, end=len(row["text"])))
+        paragraph_of[row.doc_id] = paragraph_of.get(row.doc_id, 0) + 1
+        passages.append(Passage(id=row.id, text=row.text, doc_id=row.doc_id, title=row.doc_id,
+                                paragraph=paragraph_of[row.doc_id], start=0, end=len(row.text)))
     documents = [Document(doc_id=d, path=str(corpus_file), sha256=_sha(corpus_file), n_passages=n)
                  for d, n in paragraph_of.items()]
     return Corpus(documents=documents, passages=passages, warnings=[]), queries
+
+
+def _read_rows(path: Path, model: type[BaseModel]) -> list:
+    """Every non-blank line of a JSON Lines file as `model`; the first bad one is a one-line
+    QAError naming the file, the line number and the field."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QAError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(model.model_validate_json(line))
+        except ValidationError as exc:
+            raise QAError(f"{path}, line {number}: {_first_problem(exc)}") from None
+    return rows
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """The first validation error as `field: message` (or the JSON/row problem itself)."""
+    error = exc.errors()[0]
+    if error["type"] == "json_invalid":
+        return f"not valid JSON ({error['msg'].removeprefix('Invalid JSON: ')})"
+    if error["type"] == "model_type":
+        return "the row is not a JSON object"
+    field = ".".join(str(part) for part in error["loc"]) or "row"
+    return f"field {field!r}: {error['msg'].lower()}"
 
 
 def _sha(path: Path) -> str:

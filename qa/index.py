@@ -30,7 +30,9 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from .corpus import Corpus, Document, Passage, load_corpus
+from .corpus import Corpus, Document, Passage, load_corpus, path_bytes, path_text, real_path
 from .errors import IndexStoreError, QAError
 from .sentences import split_sentences
 
@@ -69,8 +71,14 @@ class IndexManifest(BaseModel):
     passages: int
     documents: int
     corpus_fingerprint: str
-    sources: list[str]
+    sources: list[str]  # as shown: bytes that are not UTF-8 escaped (see corpus.path_text)
     built_at: float
+    raw_sources: list[str | None] = []  # the exact bytes (hex) of each source that is not UTF-8
+
+    def source_paths(self) -> list[str]:
+        """The sources as paths that open the files again, whatever their names' bytes."""
+        raw = self.raw_sources or [None] * len(self.sources)
+        return [real_path(text, r) for text, r in zip(self.sources, raw, strict=True)]
 
     def incompatibility(self, other: IndexManifest) -> str | None:
         """Why an index with manifest `self` cannot be reused for a run described by `other`."""
@@ -110,6 +118,10 @@ class BuildReport(BaseModel):
 # --------------------------------------------------------------------------- locations
 
 
+def _is_default(path: Path) -> bool:
+    return path.resolve() == default_index_dir().resolve()
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
@@ -140,6 +152,60 @@ class Vectors:
         return np.searchsorted(self.spans[:, 0], np.arange(len(self.passages) + 1)).astype(np.int64)
 
 
+def structural_damage(manifest: IndexManifest, passages: list[Passage], vectors: Vectors,
+                      documents: int | None = None) -> str | None:
+    """Why the arrays cannot belong to these passages (shapes, counts, sentence spans), or None.
+
+    Linear in the index size and pure numpy, so it runs on every open: a file with a valid header
+    and garbage after it must not turn into an IndexError on some question.
+    """
+    n, dim = len(passages), manifest.dimension
+    p, s, spans = vectors.passages, vectors.sentences, vectors.spans
+    if n != manifest.passages or (documents is not None and documents != manifest.documents):
+        return (f"passages.jsonl or documents.json disagree with the manifest "
+                f"({n} passages, manifest {manifest.passages})")
+    for name, array in (("vectors.npy", p), ("sentences.npy", s)):
+        if array.ndim != 2 or array.shape[1] != dim or array.dtype.kind != "f":
+            return f"{name} holds {array.dtype}{list(array.shape)}, expected float vectors of {dim}"
+    if len(p) != n:
+        return f"vectors.npy has {len(p)} rows for {n} passages"
+    if spans.ndim != 2 or spans.shape != (len(s), 3) or spans.dtype.kind not in "iu":
+        return f"sentence_spans.npy holds {spans.dtype}{list(spans.shape)}, expected int [{len(s)}, 3]"
+    return _span_damage(passages, spans.astype(np.int64))
+
+
+def _span_damage(passages: list[Passage], spans: np.ndarray) -> str | None:
+    """Sentence owners must run 0, 0, 1, ... n-1 (every passage has one) and offsets fit its text."""
+    owners, starts, ends = spans[:, 0], spans[:, 1], spans[:, 2]
+    if len(passages) and (len(owners) == 0 or owners[0] != 0 or owners[-1] != len(passages) - 1
+                          or not np.isin(np.diff(owners), (0, 1)).all()):
+        return "sentence_spans.npy: sentence owners are not in passage order"
+    lengths = np.fromiter((len(p.text) for p in passages), np.int64, len(passages))
+    if not ((0 <= starts) & (starts <= ends) & (ends <= lengths[owners])).all():
+        return "sentence_spans.npy: sentence offsets out of range"
+    return None
+
+
+def nonfinite_passages(vectors: Vectors) -> np.ndarray:
+    """Mask of the passages whose vector or one of whose sentence vectors is NaN or infinite."""
+    bad = ~np.isfinite(vectors.passages).all(axis=1)
+    bad_sentences = ~np.isfinite(vectors.sentences).all(axis=1)
+    bad[np.unique(vectors.spans[bad_sentences, 0])] = True
+    return bad
+
+
+def _damaged(path: Path, what: str) -> str:
+    return f"the index at {path} is damaged ({what}); repair it with {repair_command(path)}"
+
+
+def _missing_message(path: Path) -> str:
+    """No complete generation: say whether there is nothing or something damaged."""
+    if _generations(path):
+        return _damaged(path, "no generation is complete: manifest.json or other files unreadable")
+    how = "`qa index`" if _is_default(path) else f"`qa index PATH... --index {path}`"
+    return f"no index at {path}; build it with {how}"
+
+
 class PassageIndex:
     """One generation of an index, loaded in memory (vectors, FAISS indexes, passages)."""
 
@@ -150,38 +216,54 @@ class PassageIndex:
         self.vectors, self.sentence_vectors, self.sentence_spans = vectors.passages, vectors.sentences, vectors.spans
         self.sentence_offsets = vectors.sentence_rows()
         self.faiss_passages, self.faiss_sentences = faiss_passages, faiss_sentences
+        self.note: str | None = None  # why another generation than CURRENT's is used, if it is
 
     def __len__(self) -> int:
         return len(self.passages)
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> PassageIndex:
-        """Load the live generation of the index at `path` (default: embeddings/)."""
+        """Load the live generation of the index at `path` (default: embeddings/), checked whole.
+
+        Anything damaged is one IndexStoreError naming the damage and the command that repairs
+        it, on open rather than as an IndexError or a `nan` score on some later question.
+        """
         path = Path(path or default_index_dir())
         generation = live_generation(path)
         if generation is None:
-            how = "`qa index`" if path == default_index_dir() else f"`qa index PATH... --index {path}`"
-            raise IndexStoreError(f"no index at {path}; build it with {how}")
+            raise IndexStoreError(_missing_message(path))
         try:
-            manifest = read_manifest(generation)
-            passages = _read_passages(generation)
-            documents = [Document.model_validate(d) for d in
-                         json.loads((generation / "documents.json").read_text(encoding="utf-8"))]
-            vectors = _read_vectors(generation)
-            import faiss
-
-            faiss_passages = faiss.read_index(str(generation / "faiss.index"))
-            faiss_sentences = faiss.read_index(str(generation / "sentences.faiss"))
+            index = cls._load(path, generation)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise IndexStoreError(f"the index at {path} is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
-                                  "rebuild it with `qa index --full`") from None
-        if not (len(passages) == len(vectors.passages) == faiss_passages.ntotal
-                and len(vectors.sentences) == len(vectors.spans) == faiss_sentences.ntotal):
-            raise IndexStoreError(f"the index at {path} is inconsistent; rebuild it with `qa index --full`")
+            raise IndexStoreError(_damaged(path, _describe(exc))) from None
+        damage = index.damage()
+        if damage:
+            raise IndexStoreError(_damaged(path, damage))
+        index.note = pointer_problem(path)
+        return index
+
+    @classmethod
+    def _load(cls, path: Path, generation: Path) -> PassageIndex:
+        import faiss
+
+        manifest = read_manifest(generation)
+        documents = [Document.model_validate(d) for d in
+                     json.loads((generation / "documents.json").read_text(encoding="utf-8"))]
+        faiss_passages = faiss.read_index(str(generation / "faiss.index"))
+        faiss_sentences = faiss.read_index(str(generation / "sentences.faiss"))
         for index in (faiss_passages, faiss_sentences):
             if "efSearch" in manifest.faiss:
                 index.hnsw.efSearch = manifest.faiss["efSearch"]
-        return cls(path, generation, manifest, passages, documents, vectors, faiss_passages, faiss_sentences)
+        vectors = _read_vectors(generation)
+        return cls(path, generation, manifest, _read_passages(generation), documents, vectors,
+                   faiss_passages, faiss_sentences)
+
+    def damage(self) -> str | None:
+        """The first sign of damage in this generation, or None; reads nothing more from disk."""
+        vectors = Vectors(self.vectors, self.sentence_vectors, self.sentence_spans)
+        counts = {"faiss.index": (self.faiss_passages.d, self.faiss_passages.ntotal),
+                  "sentences.faiss": (self.faiss_sentences.d, self.faiss_sentences.ntotal)}
+        return _generation_damage(self.manifest, self.passages, len(self.documents), vectors, counts)
 
     def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k passage rows for each query: by the passage's vector or by one of its sentences.
@@ -208,6 +290,63 @@ class PassageIndex:
         return np.take_along_axis(scores, top, 1), subset[top]
 
 
+def inspect_index(path: Path) -> tuple[Path, IndexManifest]:
+    """(live generation, manifest) after the checks `PassageIndex.open` makes, without FAISS.
+
+    For `qa stats`, which must answer at once: the FAISS files are checked by their headers.
+    """
+    generation = live_generation(path)
+    if generation is None:
+        raise IndexStoreError(_missing_message(path))
+    manifest = read_manifest(generation)
+    try:
+        documents = json.loads((generation / "documents.json").read_text(encoding="utf-8"))
+        counts = {name: _faiss_header(generation / name) for name in ("faiss.index", "sentences.faiss")}
+        damage = _generation_damage(manifest, _read_passages(generation), len(documents),
+                                    _read_vectors(generation), counts)
+    except (OSError, ValueError) as exc:
+        damage = _describe(exc)
+    if damage:
+        raise IndexStoreError(_damaged(path, damage))
+    return generation, manifest
+
+
+def _faiss_header(path: Path) -> tuple[int, int]:
+    """(dimension, vector count) from a FAISS file: every index type starts fourcc, d, ntotal."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if len(head) < 16:
+        raise ValueError(f"{path.name} is truncated")
+    _, dim, ntotal = struct.unpack("<4siq", head)
+    return dim, ntotal
+
+
+def _generation_damage(manifest: IndexManifest, passages: list[Passage], documents: int, vectors: Vectors,
+                       counts: dict[str, tuple[int, int]]) -> str | None:
+    """Every integrity check of a loaded generation, first problem only; `counts` are the FAISS
+    indexes' (dimension, vector count), from the loaded objects or the files' headers."""
+    return (structural_damage(manifest, passages, vectors, documents=documents)
+            or _faiss_damage(manifest, vectors, counts) or _nonfinite_damage(vectors))
+
+
+def _describe(exc: Exception, limit: int = 120) -> str:
+    """An exception from reading a file, on one line: its type and the start of its message."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:limit]}"
+
+
+def _faiss_damage(manifest: IndexManifest, vectors: Vectors, counts: dict[str, tuple[int, int]]) -> str | None:
+    expected = {"faiss.index": len(vectors.passages), "sentences.faiss": len(vectors.sentences)}
+    for name, (dim, ntotal) in counts.items():
+        if (dim, ntotal) != (manifest.dimension, expected[name]):
+            return f"{name} holds {ntotal} vectors of {dim}, expected {expected[name]} of {manifest.dimension}"
+    return None
+
+
+def _nonfinite_damage(vectors: Vectors) -> str | None:
+    bad = int(nonfinite_passages(vectors).sum())
+    return f"{bad} passages have vectors that are not finite numbers" if bad else None
+
+
 def _read_passages(generation: Path) -> list[Passage]:
     return [Passage.model_validate_json(line) for line in
             (generation / "passages.jsonl").read_text(encoding="utf-8").splitlines() if line]
@@ -218,14 +357,92 @@ def _read_vectors(generation: Path) -> Vectors:
                    np.load(generation / "sentence_spans.npy"))
 
 
+GENERATION_NAME = re.compile(r"g\d{6}")
+GENERATION_FILES = ("manifest.json", "passages.jsonl", "documents.json", "vectors.npy", "sentences.npy",
+                    "sentence_spans.npy", "faiss.index", "sentences.faiss")
+
+
 def live_generation(path: Path) -> Path | None:
-    current = path / "CURRENT"
+    """The generation CURRENT names if it is valid, else the newest complete one, else None.
+
+    CURRENT is only ever a plain generation name inside `path` (a `../` path is not followed), so
+    a damaged, truncated or deleted pointer costs nothing as long as one complete generation is
+    left: readers and the next build use it instead of seeing "no index" and rebuilding over it.
+    """
+    name = _pointer(path)
+    if name is not None and _complete(path / name):
+        return path / name
+    return next((g for g in _generations(path) if _complete(g)), None)
+
+
+def pointer_problem(path: Path) -> str | None:
+    """What is wrong with CURRENT (None: it names a complete generation), for warnings."""
+    name = _pointer(path)
+    if name is not None and _complete(path / name):
+        return None
+    if not (path / "CURRENT").exists():
+        return "CURRENT is missing"
+    if name is None:
+        return "CURRENT does not name a generation"
+    return f"CURRENT names {name}, which is missing or incomplete"
+
+
+def _pointer(path: Path) -> str | None:
+    """The generation name in CURRENT when it is one (g + 6 digits), whatever bytes it holds."""
     try:
-        name = current.read_text().strip()
+        raw = (path / "CURRENT").read_bytes()[:64]
     except OSError:
         return None
-    generation = path / name
-    return generation if name and (generation / "manifest.json").is_file() else None
+    name = raw.decode("ascii", "replace").strip()
+    return name if GENERATION_NAME.fullmatch(name) else None
+
+
+def _generations(path: Path) -> list[Path]:
+    """The generation folders of an index, newest first."""
+    try:
+        names = [p.name for p in path.iterdir() if GENERATION_NAME.fullmatch(p.name) and p.is_dir()]
+    except OSError:
+        return []
+    return [path / name for name in sorted(names, reverse=True)]
+
+
+def _complete(generation: Path) -> bool:
+    """Every file of a generation is there and its manifest parses (cheap: no arrays read)."""
+    if not all((generation / name).is_file() for name in GENERATION_FILES):
+        return False
+    try:
+        _parse_manifest(generation)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def recorded_sources(path: Path) -> list[str] | None:
+    """The source paths the index was built from, from the first generation that still says.
+
+    Each generation records them twice (manifest.json and sources.json), so a rebuild without
+    PATH finds them even when the live manifest is damaged.
+    """
+    live = live_generation(path)
+    for generation in ([live] if live else []) + _generations(path):
+        for reader in (lambda g: _parse_manifest(g).source_paths(), _read_sources_file):
+            try:
+                return reader(generation)
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+    return None
+
+
+def _read_sources_file(generation: Path) -> list[str]:
+    record = json.loads((generation / "sources.json").read_text(encoding="utf-8"))
+    return [real_path(text, raw) for text, raw in zip(record["sources"], record["raw_sources"], strict=True)]
+
+
+def repair_command(path: Path) -> str:
+    """The command that rebuilds the index at `path`, as the user should type it."""
+    if _is_default(path):
+        return "`qa index`"
+    return f"`qa index --index {path}`" if recorded_sources(path) else f"`qa index PATH --index {path}`"
 
 
 def rebuild_reason(path: Path, spec) -> str | None:
@@ -247,12 +464,16 @@ def rebuild_reason(path: Path, spec) -> str | None:
     return None
 
 
+def _parse_manifest(generation: Path) -> IndexManifest:
+    return IndexManifest.model_validate_json((generation / "manifest.json").read_bytes())
+
+
 def read_manifest(generation: Path) -> IndexManifest:
     try:
-        return IndexManifest.model_validate_json((generation / "manifest.json").read_text())
+        return _parse_manifest(generation)
     except (OSError, ValueError) as exc:
-        raise IndexStoreError(f"unreadable index manifest in {generation}: {str(exc)[:120]}; "
-                              "rebuild it with `qa index --full`") from None
+        what = f"unreadable manifest in {generation.name}: {' '.join(str(exc).split())[:120]}"
+        raise IndexStoreError(_damaged(generation.parent, what)) from None
 
 
 # --------------------------------------------------------------------------- building
@@ -265,11 +486,28 @@ def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None
     With no paths, an existing index is updated from the paths it was built from.
     """
     index_dir = Path(index_dir or default_index_dir())
-    previous = live_generation(index_dir)
-    recorded = read_manifest(previous).sources if previous is not None and not paths else None
-    sources = [str(Path(p).resolve()) for p in paths] if paths else recorded or [str(default_corpus().resolve())]
+    sources = _sources_for(paths, index_dir)
     corpus = load_corpus(sources, count_tokens=_token_counter(embedder), max_tokens=embedder.max_tokens)
     return update_index(corpus, index_dir, embedder, sources=sources, full=full, progress=progress)
+
+
+def _sources_for(paths: Sequence[str | Path] | None, index_dir: Path) -> list[str]:
+    """The paths given, else those the index recorded, else the shipped corpus for the default index.
+
+    Any other index without a readable record is refused: filling it with the shipped articles
+    would silently replace an index of another corpus (the build deletes older generations).
+    """
+    if paths:
+        return [str(Path(p).resolve()) for p in paths]
+    recorded = recorded_sources(index_dir)
+    if recorded:
+        return recorded
+    if _is_default(index_dir):
+        return [str(default_corpus().resolve())]
+    if _generations(index_dir):
+        raise IndexStoreError(f"the index at {index_dir} has no readable record of what it was built from; "
+                              f"name it: `qa index PATH --index {index_dir}`")
+    raise QAError(f"what should {index_dir} index? name the files or folders: `qa index PATH --index {index_dir}`")
 
 
 def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: list[str] | None = None,
@@ -278,7 +516,7 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
     started = time.perf_counter()
     index_dir = Path(index_dir)
     if not corpus.passages:
-        raise QAError(f"no passages found in {', '.join(sources or []) or 'the corpus'}")
+        raise QAError(f"no passages found in {', '.join(map(path_text, sources or [])) or 'the corpus'}")
     if index_dir.exists() and not index_dir.is_dir():
         raise IndexStoreError(f"the index path {index_dir} is a file, not a folder")
     try:
@@ -286,22 +524,40 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
     except OSError as exc:
         raise IndexStoreError(f"cannot create the index folder {index_dir}: {exc.strerror or exc}") from None
     with _build_lock(index_dir):
+        notes = [f"{problem}; updated from {live_generation(index_dir).name}"] if (
+            (problem := pointer_problem(index_dir)) and live_generation(index_dir)) else []
         previous = _previous_state(index_dir)
         target = _manifest_for(corpus, embedder, sources or [])
-        reason = previous[0].incompatibility(target) if previous is not None and not full else None
-        reuse = {} if (full or reason or previous is None) else previous[1]
+        reason = previous.reason(target) if previous is not None and not full else None
+        reuse = {} if (full or reason or previous is None) else previous.reuse
+        if previous is not None and previous.repaired and reuse:
+            notes.append(f"re-embedded {previous.repaired} passages whose stored vectors were not finite numbers")
         vectors, embedded = _vectors_for(corpus.passages, reuse, embedder, progress)
         target.faiss = _faiss_params(len(vectors.sentences))
         try:
             _write_generation(index_dir, target, corpus, vectors)
-        except OSError as exc:  # disk full, permissions: the live generation is untouched
-            raise IndexStoreError(f"could not write the index at {index_dir} ({exc.strerror or exc}); "
+        except (OSError, RuntimeError) as exc:  # disk full (faiss raises RuntimeError), permissions
+            raise IndexStoreError(f"could not write the index at {index_dir} ({_write_error(exc)}); "
                                   "the previous index, if any, is unchanged") from None
-        new, changed, removed = _diff(previous[2] if previous else [], corpus.passages)
+        new, changed, removed = _diff(previous.passages if previous else [], corpus.passages)
     return BuildReport(index=str(index_dir), documents=len(corpus.documents), passages=len(corpus.passages),
                        new=new, changed=changed, removed=removed, embedded=embedded,
                        seconds=time.perf_counter() - started, full=bool(full or reason or previous is None),
-                       reason=reason, warnings=corpus.warnings)
+                       reason=reason, warnings=corpus.warnings + notes)
+
+
+def _write_error(exc: OSError | RuntimeError) -> str:
+    """The cause of a failed write in a few words; faiss puts errno's text inside a long message,
+    and numpy reports a short write (disk full, file size limit) with byte counts only."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = " ".join(str(exc).split())
+    for known in ("No space left on device", "File too large", "Permission denied", "Read-only file system"):
+        if known in text:
+            return known
+    if "requested and" in text and "written" in text:
+        return f"disk full or file size limit reached: {text[:80]}"
+    return text[:120]
 
 
 def _token_counter(embedder):
@@ -315,35 +571,70 @@ def _token_counter(embedder):
 
 @contextlib.contextmanager
 def _build_lock(index_dir: Path):
-    with open(index_dir / ".lock", "w") as fh:
+    """An exclusive flock on `.lock` (a folder of that name is locked as well as a file)."""
+    fd = _open_lock(index_dir / ".lock")
+    try:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise IndexStoreError(f"another `qa index` is building {index_dir}; wait for it to finish") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise IndexStoreError(f"cannot lock {index_dir / '.lock'} ({exc.strerror or exc})") from None
+        yield
+    finally:
+        os.close(fd)
 
 
-def _previous_state(index_dir: Path):
-    """(manifest, {content_hash: (passage vector, sentence vectors, spans)}, passages), or None."""
+def _open_lock(lock: Path) -> int:
+    """A descriptor to flock: read-only, so a read-only `.lock` file or a `.lock` folder still works."""
+    try:
+        return os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)
+    except IsADirectoryError:
+        pass
+    except OSError as exc:
+        raise IndexStoreError(f"cannot create {lock} ({exc.strerror or exc}): "
+                              f"the index folder {lock.parent} cannot be written") from None
+    try:
+        return os.open(lock, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise IndexStoreError(f"cannot open {lock} ({exc.strerror or exc})") from None
+
+
+@dataclass
+class _Previous:
+    """The live generation as a build sees it: what may be reused, and what must not be."""
+
+    manifest: IndexManifest
+    reuse: dict  # content hash -> (passage vector, sentence vectors, spans)
+    passages: list[Passage]
+    damage: str | None = None  # the arrays cannot be trusted at all
+    repaired: int = 0  # passages left out of `reuse` because their vectors are not finite
+
+    def reason(self, target: IndexManifest) -> str | None:
+        """Why nothing can be reused (a rebuild in full), or None."""
+        problem = self.manifest.incompatibility(target)
+        return problem or (f"the stored index was damaged ({self.damage})" if self.damage else None)
+
+
+def _previous_state(index_dir: Path) -> _Previous | None:
+    """The live generation, checked like `PassageIndex.open` does: damage is repaired, not reused."""
     generation = live_generation(index_dir)
     if generation is None:
         return None
+    manifest = read_manifest(generation)
     try:
-        manifest = read_manifest(generation)
         passages = _read_passages(generation)
         vectors = _read_vectors(generation)
-    except (IndexStoreError, OSError, ValueError):
-        return None  # a damaged index is simply rebuilt in full
-    if len(passages) != len(vectors.passages):
-        return None
-    rows = vectors.sentence_rows()
+    except (OSError, ValueError) as exc:
+        return _Previous(manifest, {}, [], damage=_describe(exc, 80))
+    damage = structural_damage(manifest, passages, vectors)
+    if damage:
+        return _Previous(manifest, {}, passages, damage=damage)
+    rows, bad = vectors.sentence_rows(), nonfinite_passages(vectors)
     reuse = {p.content_hash(): (vectors.passages[i], vectors.sentences[rows[i]:rows[i + 1]],
                                 vectors.spans[rows[i]:rows[i + 1], 1:])
-             for i, p in enumerate(passages)}
-    return manifest, reuse, passages
+             for i, p in enumerate(passages) if not bad[i]}
+    return _Previous(manifest, reuse, passages, repaired=int(bad.sum()))
 
 
 def _manifest_for(corpus: Corpus, embedder, sources: list[str]) -> IndexManifest:
@@ -355,7 +646,8 @@ def _manifest_for(corpus: Corpus, embedder, sources: list[str]) -> IndexManifest
         model_id=spec.model_id, model_fingerprint=spec.fingerprint, query_prefix=spec.query_prefix,
         passage_prefix=spec.passage_prefix, chunking={"unit": "paragraph", "max_tokens": embedder.max_tokens},
         dimension=0, faiss={}, passages=len(corpus.passages), documents=len(corpus.documents),
-        corpus_fingerprint=fingerprint.hexdigest()[:32], sources=sources, built_at=time.time(),
+        corpus_fingerprint=fingerprint.hexdigest()[:32], sources=[path_text(s) for s in sources],
+        raw_sources=[path_bytes(s) for s in sources] if any(map(path_bytes, sources)) else [], built_at=time.time(),
     )
 
 
@@ -415,15 +707,36 @@ def make_faiss_index(vectors: np.ndarray, params: dict):
 
 
 def _write_generation(index_dir: Path, manifest: IndexManifest, corpus: Corpus, vectors: Vectors) -> None:
-    """Write a complete new generation, fsync it, then switch CURRENT to it atomically."""
-    import faiss
+    """Write a complete new generation, fsync it, then switch CURRENT to it atomically.
 
+    A failed write (disk full included) removes its staging folder and pointer file, so failed
+    attempts do not pile up and keep the disk full.
+    """
     previous = live_generation(index_dir)
     number = 1 + max([int(p.name[1:]) for p in index_dir.glob("g[0-9]*") if p.name[1:].isdigit()] or [0])
     generation = index_dir / f"g{number:06d}"
     staging = index_dir / f".tmp-g{number:06d}-{os.getpid()}"
+    pointer = index_dir / f".CURRENT.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    try:
+        staging.mkdir()
+        _write_files(staging, manifest, corpus, vectors)
+        os.replace(staging, generation)
+        pointer.write_text(generation.name + "\n")
+        _fsync(pointer)
+        os.replace(pointer, index_dir / "CURRENT")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        pointer.unlink(missing_ok=True)
+        raise
+    _fsync(index_dir)
+    _remove_stale(index_dir, keep={generation.name, previous.name if previous else ""})
+
+
+def _write_files(staging: Path, manifest: IndexManifest, corpus: Corpus, vectors: Vectors) -> None:
+    """Every file of a generation, fsynced; the manifest last, and the sources in it and beside it."""
+    import faiss
+
     manifest.dimension = int(vectors.passages.shape[1])
     with open(staging / "passages.jsonl", "w", encoding="utf-8") as fh:
         for p in corpus.passages:
@@ -435,16 +748,11 @@ def _write_generation(index_dir: Path, manifest: IndexManifest, corpus: Corpus, 
     np.save(staging / "sentence_spans.npy", vectors.spans)
     faiss.write_index(make_faiss_index(vectors.passages, manifest.faiss), str(staging / "faiss.index"))
     faiss.write_index(make_faiss_index(vectors.sentences, manifest.faiss), str(staging / "sentences.faiss"))
+    raw = manifest.raw_sources or [None] * len(manifest.sources)
+    (staging / "sources.json").write_text(json.dumps({"sources": manifest.sources, "raw_sources": raw}, indent=1))
     (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2))
     for item in staging.iterdir():
         _fsync(item)
-    os.replace(staging, generation)
-    pointer = index_dir / f".CURRENT.tmp-{os.getpid()}"
-    pointer.write_text(generation.name + "\n")
-    _fsync(pointer)
-    os.replace(pointer, index_dir / "CURRENT")
-    _fsync(index_dir)
-    _remove_stale(index_dir, keep={generation.name, previous.name if previous else ""})
 
 
 def _fsync(path: Path) -> None:

@@ -35,7 +35,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.renderer import print_formatted_text as _render_to_output
 from prompt_toolkit.styles import default_ui_style
 
-from .errors import QAError
+from .errors import QAError, unexpected
 
 WELCOME = "qa — ask a question in English or French; :help for commands, Ctrl-D to quit."
 DEFAULT_K = 5
@@ -115,6 +115,7 @@ class Repl:
         self._print_lock = threading.RLock()
         self._context: contextvars.Context | None = None
         self._style = default_ui_style()
+        self._warned_encoding = False
 
     # ------------------------------------------------------------------ loop
 
@@ -146,7 +147,7 @@ class Repl:
 
     def handle_line(self, line: str) -> bool:
         """Run one line (a question or a :command); False when the session should end."""
-        line = line.strip()
+        line = self._valid(line).strip()
         if not line:
             return True
         try:
@@ -157,9 +158,27 @@ class Repl:
             self.error(str(exc))
         except KeyboardInterrupt:
             self.say("cancelled")
-        except Exception as exc:  # the session survives anything; one line, no traceback
-            self.error(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the session survives anything: one line, details on demand
+            self.error(self._unexpected(exc, line.split(" ", 1)[0] if line.startswith(":") else "question"))
         return True
+
+    def _valid(self, line: str) -> str:
+        """The line with undecodable bytes (surrogates from the terminal) replaced; said once."""
+        from .text import valid_text
+
+        clean = valid_text(line)
+        if clean != line and not self._warned_encoding:
+            self._warned_encoding = True
+            self.say("note: the input is not valid UTF-8; undecodable bytes were replaced by \ufffd", style="dim")
+        return clean
+
+    def _unexpected(self, exc: Exception, command: str) -> str:
+        """One line for a bug; with QA_DEBUG=1 the traceback is printed first."""
+        if os.environ.get("QA_DEBUG"):
+            import traceback
+
+            self.say(traceback.format_exc(), ansi=False)
+        return unexpected(exc, command)
 
     # ------------------------------------------------------------------ loading
 
@@ -373,12 +392,12 @@ class Repl:
         from .corpus import read_text
         from .render import _OFF, _ON, BOLD, DIM, _close_open_marks, _colour_marks, _paint
 
-        text = read_text(document.path)
+        text = read_text(document.file())
         lines = []
         about = " · ".join(x for x in (document.date, str(document.path)) if x)
         lines.append(_paint(document.title or document.doc_id, BOLD, self.colour)
                      + _paint(f"  [{document.doc_id} · {about}]", DIM, self.colour))
-        if _sha256(document.path) != document.sha256:
+        if _sha256(document.file()) != document.sha256:
             lines.append(_paint("note: the file changed since it was indexed, the highlight may be off "
                                 "(:reindex updates the index)", DIM, self.colour))
         if 0 <= hit.start <= hit.end <= len(text):
@@ -419,7 +438,7 @@ class Repl:
         try:
             from .corpus import read_text
 
-            text = read_text(document.path)
+            text = read_text(document.file())
         except QAError:
             return False
         before, after = text[max(0, hit.start - 2):hit.start], text[hit.end:hit.end + 2]

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from .corpus import Passage, Source
 from .embedding import Embedder, load_embedder
+from .text import valid_text
 from .errors import QAError
 from .index import PassageIndex, default_index_dir, live_generation, read_manifest
 from .lexical import LexicalIndex, guess_language
@@ -140,7 +141,7 @@ class Retriever:
 
     def ask_many(self, questions: Sequence[str], k: int = 5, *, mode: Mode = "default", **filters) -> list[Answer]:
         """Answer several questions with one batched embedding call."""
-        questions = [q.strip() for q in questions]
+        questions = [valid_text(q).strip() for q in questions]  # the tokenizer takes valid str only
         if any(not q for q in questions):
             raise QAError("empty question: type a question, e.g. \"where did Kim meet Putin?\"")
         if k < 1:

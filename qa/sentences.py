@@ -18,7 +18,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """[start, end) spans of the sentences of `text`, covering it without the whitespace between."""
     spans, start = [], 0
     for match in _BOUNDARY.finditer(text):
-        if match.group(1) == "." and _ends_with_abbreviation(text[start:match.start()]):
+        if match.group(1) == "." and _ends_with_abbreviation(text[max(start, match.start() - 16):match.start()]):
             continue
         end = match.end(2)
         if text[start:end].strip():
@@ -30,6 +30,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
 
 def _ends_with_abbreviation(before: str) -> bool:
+    """Whether the word before a full stop is an abbreviation; callers pass only the last few
+    characters (abbreviations are short), which keeps a long unbroken run from costing O(n²)."""
     word = re.search(r"(\w+)$", before)
     if word is None:
         return False
