@@ -34,9 +34,10 @@ BATCH_SIZE = 32
 Backend = Literal["auto", "onnx", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 # Default engine threads, per engine, picked from `python scripts/bench.py --only threads`
-# (BENCHMARKS.md): onnxruntime's pool here does not spin, so one thread per core is fastest
-# idle and still when another process keeps the cores busy; torch's OpenMP threads spin, and two
-# of them collapse under such a load, so torch gets one.
+# (BENCHMARKS.md): onnxruntime's threads spin briefly, then sleep, so one thread per core is the
+# fastest idle and costs little when another process keeps the cores busy; torch's OpenMP
+# threads wait at every barrier for a descheduled peer, and two of them collapse under such a
+# load, so torch gets one.
 TORCH_THREADS = 1
 
 
