@@ -10,7 +10,7 @@ from .tables import COLD_LABELS, SYSTEM_LABELS, TABLES, fmt, ratio
 
 
 def render_markdown(data: dict) -> str:
-    """BENCHMARKS.md, derived entirely from the JSON so both always agree."""
+    """The whole report of `data` (what bench.json holds): header, targets, summary, then each section."""
     meta, sections = data["meta"], data["sections"]
     machine = meta["machine"]
     lines = ["# Benchmarks", "",

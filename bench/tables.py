@@ -192,23 +192,30 @@ def _md_scaling(results: dict, section: dict) -> list[str]:
            "HNSW recall@10 | HNSW recall@1 | HNSW bytes/vector | HNSW build (s) |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     rows = list(results["synthetic"]) + ([results["real"]] if results.get("real") else [])
-    for r in rows:
-        e, h = r["exact"], r.get("hnsw")
-        label = fmt(r["n"]) + (" (real: PIAF sentences)" if r.get("what") else "")
-        if h:
-            hnsw = (f"{fmt(h['median_ms'], 3)} | {fmt(h['p95_ms'], 3)} | {h['recall@10']:.3f} | {h['recall@1']:.3f} | "
-                    f"{fmt(h['bytes_per_vector'], 0)} | {fmt(h['build_s'], 1)}")
-        else:
-            hnsw = (f"not built (estimated {fmt(r.get('hnsw_build_estimate_s'), 0)} s > budget "
-                    f"{fmt(results['hnsw_budget_s'], 0)} s) | | | | |")
-        out.append(f"| {label} | {fmt(e['median_ms'], 3)} | {fmt(e['p95_ms'], 3)} | {fmt(e['bytes_per_vector'], 0)} | "
-                   f"{hnsw} |")
+    out += [_scaling_row(r, results["hnsw_budget_s"]) for r in rows]
+    return out + _scaling_claims(results, rows) + _scaling_crossover(results) + [""]
+
+
+def _scaling_row(r: dict, hnsw_budget_s: float) -> str:
+    e, h = r["exact"], r.get("hnsw")
+    label = fmt(r["n"]) + (" (real: PIAF sentences)" if r.get("what") else "")
+    if h:
+        hnsw = (f"{fmt(h['median_ms'], 3)} | {fmt(h['p95_ms'], 3)} | {h['recall@10']:.3f} | {h['recall@1']:.3f} | "
+                f"{fmt(h['bytes_per_vector'], 0)} | {fmt(h['build_s'], 1)}")
+    else:
+        hnsw = (f"not built (estimated {fmt(r.get('hnsw_build_estimate_s'), 0)} s > budget "
+                f"{fmt(hnsw_budget_s, 0)} s) | | | | |")
+    return f"| {label} | {fmt(e['median_ms'], 3)} | {fmt(e['p95_ms'], 3)} | {fmt(e['bytes_per_vector'], 0)} | {hnsw} |"
+
+
+def _scaling_claims(results: dict, rows: list[dict]) -> list[str]:
+    """The claims are quoted from the comment on APPROXIMATE_FROM in qa/index.py: change both together."""
     fit = results["fit"]
     built = [r for r in rows if r.get("hnsw")]
     hnsw_ms = ", ".join(f"{fmt(r['hnsw']['median_ms'], 2)} ms at {fmt(r['n'])}" for r in built) or "not built"
     recalls = ", ".join(f"{r['hnsw']['recall@10']:.3f} at {fmt(r['n'])}{' (real)' if r.get('what') else ''}"
                         for r in built) or "not built"
-    out += ["", "### The claims behind `APPROXIMATE_FROM` (comment in `qa/index.py`) against this run", "",
+    return ["", "### The claims behind `APPROXIMATE_FROM` (comment in `qa/index.py`) against this run", "",
             "| claim | measured here |", "|---|---|",
             f"| exact search costs 0.9-1.6 ms per 10k vectors per query | {fit['ms_per_10k']:.2f} ms per 10k vectors |",
             f"| at `APPROXIMATE_FROM` sentences the two exact searches cost about as much as embedding the question | "
@@ -216,19 +223,24 @@ def _md_scaling(results: dict, section: dict) -> list[str]:
             f"{fit['approximate_from']:,}, embedding ({results.get('embed_backend', 'onnx')}) {fit['embed_ms']:.1f} ms |",
             f"| HNSW (M=32, efSearch=128) answers in 0.2-1.6 ms | {hnsw_ms} |",
             f"| recall@10 0.987 on real sentence vectors, 0.52 on 100k random ones | {recalls} |"]
-    out += ["", "### `APPROXIMATE_FROM`", "",
-            f"Exact search costs **{fit['ms_per_10k']:.2f} ms per 10k vectors** per query here (least-squares line, "
-            f"intercept {fit['intercept_ms']:.2f} ms); embedding one question takes **{fit['embed_ms']:.1f} ms** "
-            f"(median, {results.get('embed_backend', 'onnx')} engine, same run), so one exact search becomes slower than embedding the question at about "
-            f"**{fmt(fit['crossover_vectors'])} vectors**. At `APPROXIMATE_FROM` = {fit['approximate_from']:,} an "
-            f"exact search would take about {fit['exact_ms_at_approximate_from']:.1f} ms.", "",
-            "qa counts *sentences* against `APPROXIMATE_FROM` (`_faiss_params(len(vectors.sentences))`) and searches "
-            "two indexes per question (passages and sentences), so an exact question scans both."]
+
+
+def _scaling_crossover(results: dict) -> list[str]:
+    """Where exact search becomes slower than embedding the question, for one index and for the pair."""
+    fit = results["fit"]
+    out = ["", "### `APPROXIMATE_FROM`", "",
+           f"Exact search costs **{fit['ms_per_10k']:.2f} ms per 10k vectors** per query here (least-squares line, "
+           f"intercept {fit['intercept_ms']:.2f} ms); embedding one question takes **{fit['embed_ms']:.1f} ms** "
+           f"(median, {results.get('embed_backend', 'onnx')} engine, same run), so one exact search becomes slower "
+           f"than embedding the question at about **{fmt(fit['crossover_vectors'])} vectors**. At `APPROXIMATE_FROM` = "
+           f"{fit['approximate_from']:,} an exact search would take about {fit['exact_ms_at_approximate_from']:.1f} ms.",
+           "", "qa counts *sentences* against `APPROXIMATE_FROM` (`_faiss_params(len(vectors.sentences))`) and searches "
+           "two indexes per question (passages and sentences), so an exact question scans both."]
     if fit.get("sentences_per_passage"):
         out[-1] += (f" With PIAF's {fit['sentences_per_passage']:.2f} sentences per passage, the pair costs about "
                     f"{fit['exact_pair_ms_at_approximate_from']:.1f} ms at the threshold, and equals the embedding "
                     f"time at about {fmt(fit['pair_crossover_sentences'])} sentences.")
-    return out + [""]
+    return out
 
 
 SectionTable = Callable[[dict, dict], list[str]]
