@@ -1,0 +1,88 @@
+"""The indexing and storage sections: build time, throughput and peak memory of qa on each
+engine and of the peers (one child process per build), then the built qa indexes' size on disk
+and open time."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import CORPUS, corpus_chars, log, raw_paragraphs, summarize
+from .state import Bench
+from .workers import run_worker
+
+INDEX_SYSTEMS = ("qa-onnx", "qa-torch", "plain", "txtai", "fastembed")
+
+
+def section_indexing(bench: Bench) -> dict:
+    """Build time, throughput and peak RSS of qa on each engine and of the peers, each in its own process."""
+    corpora = {"corpus": CORPUS}
+    if bench.with_piaf and bench.piaf_corpus() is not None:
+        corpora["piaf"] = bench.piaf_corpus()
+    results: dict[str, Any] = {}
+    for name, folder in corpora.items():
+        row: dict[str, Any] = {"files": sum(1 for p in folder.rglob("*.txt")), "chars": corpus_chars(folder),
+                               "raw_paragraphs": len(raw_paragraphs(folder))}
+        for system in INDEX_SYSTEMS:
+            log(f"indexing {name} with {system} (child process)")
+            row[system] = _index_one(bench, system, name, folder)
+            if "error" in row[system]:
+                log(row[system]["error"])
+            else:
+                _add_rates(row[system], row["chars"])
+        results[name] = row
+    return results
+
+
+def _index_one(bench: Bench, system: str, corpus: str, folder: Path) -> dict:
+    """One build in a child process; qa's onnx builds are kept for the later sections."""
+    if not system.startswith("qa-"):
+        return run_worker(f"index-{system}", corpus=str(folder))
+    backend = system.removeprefix("qa-")
+    target = bench.tmp / f"index-{corpus}-{backend}"
+    shutil.rmtree(target, ignore_errors=True)
+    result = run_worker("index-qa", corpus=str(folder), index=str(target), backend=backend)
+    if "error" not in result and backend == "onnx":
+        bench.indexes[corpus] = target
+    return result
+
+
+def _add_rates(result: dict, chars: int) -> None:
+    seconds = max(result["index_s"], 1e-9)
+    result["passages_per_s"] = round(result["passages"] / seconds, 1)
+    result["texts_per_s"] = round(result["embedded_texts"] / seconds, 1)
+    result["kchars_per_s"] = round(chars / seconds / 1000, 2)
+    if "sentences" in result:
+        result["sentences_per_s"] = round(result["sentences"] / seconds, 1)
+
+
+def section_storage(bench: Bench) -> dict:
+    """Index size on disk and `PassageIndex.open` time (warm file cache, median of 5, after a
+    first open that pays the faiss import)."""
+    indexes = {"corpus": bench.corpus_index()}
+    if bench.piaf_index is not None:
+        indexes["piaf"] = bench.piaf_index
+    return {name: _storage_of(name, path) for name, path in indexes.items()}
+
+
+def _storage_of(name: str, path: Path) -> dict:
+    from qa.index import PassageIndex, live_generation
+
+    generation = live_generation(path)
+    files = {f.name: f.stat().st_size for f in sorted(generation.iterdir()) if f.is_file()}
+    started = time.perf_counter()
+    index = PassageIndex.open(path)
+    first = time.perf_counter() - started
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        PassageIndex.open(path)
+        times.append(time.perf_counter() - started)
+    log(f"storage {name}: {sum(files.values()) / 1e6:.2f} MB, open {np.median(times) * 1000:.1f} ms")
+    return {"bytes": sum(files.values()), "files": files, "passages": len(index),
+            "sentences": int(len(index.sentence_vectors)), "bytes_per_passage": round(sum(files.values()) / len(index)),
+            "first_open_ms": round(first * 1000, 2), "open": summarize(times)}
