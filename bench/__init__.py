@@ -34,7 +34,7 @@ folder loaded by `SentenceTransformer(folder, device="cpu")` and nothing else (c
 on blank lines, ``passage: `` / ``query: `` prompts, normalised vectors, FAISS exact inner
 product); *txtai* and *fastembed* are peer libraries pointed at the same local model folder
 (fastembed at its ONNX export, registered with `TextEmbedding.add_custom_model`) and the same raw
-paragraphs. Each system runs at its own default thread count (qa: 1; the torch peers: torch's
+paragraphs. Each system runs at its own default thread count (qa: onnx one per core, torch 1; the torch peers: torch's
 default; fastembed: onnxruntime's), recorded with its figures. Everything runs offline
 (HF_HUB_OFFLINE=1). Every ratio in the report compares figures measured in the same run, since
 this machine is shared and absolute figures drift from run to run.

@@ -33,7 +33,7 @@ from .text import valid_text
 BATCH_SIZE = 32
 Backend = Literal["auto", "onnx", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-# Default engine threads, per engine, picked from `python scripts/bench.py --only threads`
+# Default engine threads, per engine, picked from `python -m bench --only threads`
 # (BENCHMARKS.md): onnxruntime's threads spin briefly, then sleep, so one thread per core is the
 # fastest idle and costs little when another process keeps the cores busy; torch's OpenMP
 # threads wait at every barrier for a descheduled peer, and two of them collapse under such a

@@ -47,7 +47,7 @@ from .sentences import split_sentences
 
 FORMAT_VERSION = 2
 # Exact search while the sentence count (the larger of the two indexes) is below this, HNSW from
-# there on. Measured with `python scripts/bench.py --only scaling` (BENCHMARKS.md), three runs on
+# there on. Measured with `python -m bench --only scaling` (BENCHMARKS.md), three runs on
 # this 2-core machine: exact search costs 0.9-1.6 ms per 10k vectors per query, and a question
 # searches both indexes, so at 200k sentences (~45k passages) the pair costs 22-37 ms, as much as
 # embedding the question (25-32 ms): past that, search would dominate. HNSW (M=32, efSearch=128)
