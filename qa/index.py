@@ -43,7 +43,7 @@ from pydantic import BaseModel
 
 from .corpus import Corpus, Document, Passage, load_corpus, path_bytes, path_text, real_path
 from .errors import IndexStoreError, QAError
-from .sentences import split_sentences
+from .ingest.sentences import split_sentences
 
 FORMAT_VERSION = 2
 # Exact search while the sentence count (the larger of the two indexes) is below this, HNSW from

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.corpus import load_corpus, read_text
+from qa.ingest import load_corpus, read_text
 from qa.errors import IndexStoreError
 from qa.index import PassageIndex, _build_lock, _token_counter, build_index, live_generation
 from qa.search import Retriever

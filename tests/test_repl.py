@@ -132,7 +132,7 @@ def test_bad_filter_prints_one_error_line_and_the_session_goes_on(session):
 
 
 def test_show_and_article(session, retriever):
-    from qa.corpus import read_text
+    from qa.ingest import read_text
 
     hit = retriever.ask(QUESTION, 5).hits[0]
     document = next(d for d in retriever.index.documents if d.doc_id == hit.doc_id)
