@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import Embedder
+from .embedder import Embedder
 from .errors import ModelError
-from .model_folder import FolderLayout, read_layout
-from .onnx_export import EXPORT_FOLDER, MODEL_FILE
+from .model_folder import EXPORT_FOLDER, MODEL_FILE, FolderLayout, read_layout
 from .unigram import VOCAB_FILE, FastUnigram
 
 # Texts up to this many characters in all (a question, a batch of questions) are tokenized by

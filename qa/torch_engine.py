@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import Embedder
+from .embedder import Embedder
 from .errors import ModelError
 from .model_folder import max_sequence_length
 
