@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO.parent / "shared" / "datasets"
 HEAVY = ("torch", "transformers", "sentence_transformers")
 
+pytestmark = pytest.mark.slow  # every test here runs or inspects the real engines
+
 
 @pytest.fixture(scope="module")
 def torch_embedder():

@@ -232,6 +232,7 @@ def test_damaged_arrays_are_refused_then_repaired(corpus_index, tmp_path, embedd
 # --------------------------------------------------------------------------- the build lock
 
 
+@pytest.mark.slow  # `qa index` loads the model's tokenizer
 def test_lock_where_the_folder_cannot_be_written(tmp_path):
     line = one_error(qa("index", str(CORPUS), "--index", "/proc"))
     assert line == ("qa: error: cannot create /proc/.lock (No such file or directory): "
