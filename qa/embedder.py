@@ -34,7 +34,8 @@ class Embedder(ABC):
         self.spec = spec
         self.threads = threads
         self._counter = None
-        self._lock = threading.Lock()
+        # Reentrant: the torch engine's counter may load the model, which takes the lock too.
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ what engines provide
 
@@ -91,13 +92,17 @@ class Embedder(ABC):
         vectors = self._encode([valid_text(t) for t in texts], prefix, batch_size, progress)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def _once(self, attribute: str, make):
+        """`self.<attribute>`, made by `make()` the first time, once across threads."""
+        if getattr(self, attribute) is None:
+            with self._lock:
+                if getattr(self, attribute) is None:
+                    setattr(self, attribute, make())
+        return getattr(self, attribute)
+
     def _token_counter(self):
         """The fast tokenizer alone, untruncated: counting must not cost loading the model."""
-        if self._counter is None:
-            with self._lock:
-                if self._counter is None:
-                    self._counter = self._load_counter()
-        return self._counter
+        return self._once("_counter", self._load_counter)
 
     def _load_counter(self):
         path = Path(self.spec.location) / "tokenizer.json"
