@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import socket
@@ -26,7 +25,7 @@ from urllib.parse import urlparse
 
 from .errors import ModelError
 from .fileops import file_lock, make_readable, sha256_file, swap_into_place
-from .paths import cache_dir, default_model_name
+from .paths import cache_dir, default_model_name, hub_endpoint, hub_offline
 from .spec import ModelSpec
 
 __all__ = ["ModelSpec", "cache_dir", "default_model_dir", "resolve_model", "build_default_model", "verify_model",
@@ -139,7 +138,7 @@ def _spec_for_hub_name(name: str) -> ModelSpec:
     cached = _hub_cache_folder(name)
     if cached is not None:
         return ModelSpec(str(cached), name, f"hub:{name}:{cached.name}", query, passage, True)
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+    if hub_offline():
         raise ModelError(f"model {name!r} is not a local folder nor in the Hugging Face cache, and HF_HUB_OFFLINE is set; "
                          "pass a local model folder with --model, or leave --model out for the built-in default")
     if not _hub_reachable():
@@ -159,7 +158,7 @@ def _hub_cache_folder(name: str) -> Path | None:
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """One TCP connect to the hub's host; it answers in milliseconds or not at all."""
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    url = urlparse(hub_endpoint())
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname or "", port), timeout=timeout):

@@ -11,7 +11,10 @@ holds no articles, so nothing here is relative to the package:
 
 ``$QA_CORPUS`` and ``$QA_INDEX`` override the corpus and the index; ``$QA_MODEL``,
 ``$QA_BACKEND`` and ``$QA_THREADS`` choose the model and its engine; ``$QA_DEBUG`` shows
-tracebacks. Each is read when asked for, never at import, so tests can set them.
+tracebacks; ``$NO_COLOR`` turns colour off; ``$HF_HUB_OFFLINE`` and ``$HF_ENDPOINT`` are the
+Hugging Face hub's own, honoured when a hub model is resolved. Each is read when asked for,
+never at import, so tests can set them. (The engines *set* a few library variables, such as
+``TOKENIZERS_PARALLELISM``, with setdefault; those are settings, not configuration.)
 """
 
 from __future__ import annotations
@@ -90,3 +93,16 @@ def threads_setting() -> str:
 def debug() -> bool:
     """$QA_DEBUG: show tracebacks instead of one line."""
     return bool(env("QA_DEBUG"))
+
+
+def no_colour() -> bool:
+    """$NO_COLOR set (to anything, https://no-color.org): plain text even on a terminal."""
+    return "NO_COLOR" in os.environ
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+
+
+def hub_endpoint() -> str:
+    return env("HF_ENDPOINT") or "https://huggingface.co"

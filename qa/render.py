@@ -8,7 +8,6 @@ markers, so the mark survives pipes and copy-paste; JSON is the records' own fie
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sys
@@ -17,6 +16,7 @@ import textwrap
 from pydantic import BaseModel
 
 from .index import IndexStats
+from .paths import no_colour
 from .records import Document
 from .search import Answer, Hit
 
@@ -31,7 +31,7 @@ INDENT = "   "
 
 def use_colour(stream=None) -> bool:
     stream = stream or sys.stdout
-    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+    return not no_colour() and hasattr(stream, "isatty") and stream.isatty()
 
 
 def terminal_width(default: int = 100) -> int:
