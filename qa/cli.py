@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
-import json
 import sys
-import time
 
 from .ranking import MODES
 
@@ -265,44 +263,23 @@ def cmd_index(args) -> int:
 
 
 def cmd_model(args) -> int:
-    from pathlib import Path
+    from .model_check import check_model
+    from .render import to_json
 
-    from .embedding import choose_backend
-    from .errors import QAError
-    from .model import DEFAULT_MODEL, MANIFEST_NAME, build_default_model, default_model_dir, resolve_model, verify_model
-    from .onnx_export import export_problem, read_export_manifest, verify_export, write_export
-
-    started = time.perf_counter()
-    if args.rebuild:
-        if args.model not in (None, DEFAULT_MODEL):
-            raise QAError("--rebuild applies to the default model only")
-        build_default_model(default_model_dir(), force=True)
-    spec = resolve_model(args.model)
-    if args.export:
-        write_export(spec, force=args.rebuild)
-    folder = Path(spec.location)
-    problems = verify_model(folder) if (folder / MANIFEST_NAME).is_file() else []
-    export = read_export_manifest(spec)
-    if export is not None:
-        problems += verify_export(spec) or [p for p in [export_problem(spec)] if p]
-    engine = choose_backend(spec, "auto")
-    info = {"path": spec.location, "model": spec.model_id, "fingerprint": spec.fingerprint,
-            "query_prefix": spec.query_prefix, "passage_prefix": spec.passage_prefix, "engine": engine,
-            "onnx_export": None if export is None else {"min_cosine": export["parity"]["min_cosine"],
-                                                        "files": sorted(export["files"])},
-            "verified": not problems, "problems": problems, "seconds": round(time.perf_counter() - started, 2)}
+    report = check_model(args.model, rebuild=args.rebuild, export=args.export)
     if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
+        print(to_json(report))
     else:
-        print(f"model: {spec.model_id}\npath: {spec.location}\nprefixes: {spec.query_prefix!r} / {spec.passage_prefix!r}")
-        if export is None:
-            hint = f" (no ONNX export: `qa model --model {spec.location} --export` writes one)" if spec.is_local else ""
-            print(f"engine: {engine}{hint}")
+        print(f"model: {report.model}\npath: {report.path}\n"
+              f"prefixes: {report.query_prefix!r} / {report.passage_prefix!r}")
+        if report.onnx_export is None:
+            hint = f" (no ONNX export: `qa model --model {report.path} --export` writes one)" if report.is_local else ""
+            print(f"engine: {report.engine}{hint}")
         else:
-            print(f"engine: {engine} (ONNX export in {folder / 'onnx'}, cosine {export['parity']['min_cosine']} "
-                  "with the torch engine)")
-        print("verified: files match the manifest" if not problems else "PROBLEMS: " + "; ".join(problems))
-    return 0 if not problems else 1
+            print(f"engine: {report.engine} (ONNX export in {report.export_dir}, cosine "
+                  f"{report.onnx_export.min_cosine} with the torch engine)")
+        print("verified: files match the manifest" if report.verified else "PROBLEMS: " + "; ".join(report.problems))
+    return 0 if report.verified else 1
 
 
 def cmd_stats(args) -> int:

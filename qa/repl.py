@@ -400,12 +400,7 @@ class Repl:
         self.say(f"updating the index at {path}…", style="dim")
 
         def work():
-            from .index import PassageIndex, build_index
-
-            report = build_index(None, path, retriever.embedder)
-            fresh = Retriever(PassageIndex.open(path), retriever.embedder, retriever.params)
-            _ = fresh.lexical
-            self._retriever = fresh
+            self._retriever, report = retriever.reindexed()
             return report
 
         def finished_in_background(box):

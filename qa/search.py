@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict
 from .embedder import Embedder
 from .embedding import load_embedder
 from .errors import QAError
-from .index import PassageIndex, default_index_dir, ensure_default_index, live_generation, read_manifest
+from .index import (BuildReport, PassageIndex, build_index, default_index_dir, ensure_default_index, live_generation,
+                    read_manifest)
 from .lexical import LexicalIndex, guess_language
 from .model import DEFAULT_MODEL, ORIGINAL_HUB_NAME
 from .ranking import DEFAULT_RANKING, MODES, Mode, RankingParams, check_k, check_mode  # noqa: F401
@@ -115,6 +116,15 @@ class Retriever:
                           f"{embedder.spec.model_id}; rebuild it with `qa index --full` or pass the same --model")
         embedder.preload()  # the engine loads while the index is read
         return cls(PassageIndex.open(path), embedder, params)
+
+    def reindexed(self, progress: bool = False) -> tuple[Retriever, BuildReport]:
+        """Update the index from the sources it records (only new or changed passages are
+        embedded) and return a retriever over the new generation, its BM25 index built, with
+        the same engine and parameters; this retriever keeps reading the old generation."""
+        report = build_index(None, self.index.path, self.embedder, progress=progress)
+        fresh = Retriever(PassageIndex.open(self.index.path), self.embedder, self.params)
+        _ = fresh.lexical
+        return fresh, report
 
     @property
     def lexical(self) -> LexicalIndex:
