@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_serializer
 
 from .embedder import Embedder
 from .embedding import load_embedder
@@ -55,6 +55,17 @@ class Hit(Excerpt):
     sentence: str
     sentence_start: int
     sentence_end: int
+
+    @model_serializer(mode="wrap")
+    def _ranking_first(self, handler):
+        """JSON shows the ranking and the text first, then where it comes from (the order of
+        `qa ask --json` before Hit extended Excerpt)."""
+        data = handler(self)
+        return {k: data[k] for k in _HIT_JSON_FIRST if k in data} | data
+
+
+_HIT_JSON_FIRST = ("rank", "score", "similarity", "lexical", "text", "sentence", "sentence_start", "sentence_end",
+                   "passage_id")
 
 
 class Answer(BaseModel):
