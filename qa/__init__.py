@@ -14,9 +14,11 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Retriever": "search", "Hit": "search", "Answer": "search", "Filters": "search",
-    "PassageIndex": "index", "build_index": "index", "BuildReport": "index",
-    "Embedder": "embedding", "load_embedder": "embedding",
-    "load_corpus": "corpus", "Passage": "corpus", "Source": "corpus", "Document": "corpus", "Corpus": "corpus",
+    "RankingParams": "ranking", "Mode": "ranking", "MODES": "ranking",
+    "PassageIndex": "index", "build_index": "index", "BuildReport": "index", "IndexStats": "index",
+    "describe": "index",
+    "Embedder": "embedder", "load_embedder": "embedding",
+    "load_corpus": "ingest", "Passage": "records", "Source": "records", "Document": "records", "Corpus": "records",
     "resolve_model": "model", "build_default_model": "model", "ModelSpec": "model",
     "QAError": "errors", "ModelError": "errors", "IndexStoreError": "errors",
 }

@@ -1,3 +1,5 @@
+"""`python -m qa`: the same as the `qa` command."""
+
 import sys
 
 from .cli import main

@@ -1,4 +1,4 @@
-"""The `qa` command: a thin layer over the library.
+"""The `qa` command: parses arguments, calls the library, prints; errors become one line here.
 
 Heavy imports (torch, sentence-transformers, faiss) happen inside the commands that need them,
 so `qa --help`, argument errors and `qa stats` answer at once. User mistakes end in one line
@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
-import json
-import os
 import sys
-import time
+
+from .ranking import MODES
 
 EXAMPLES = """\
 examples:
@@ -36,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def common(p, model=True):
-        p.add_argument("--index", metavar="DIR", help="index folder (default: embeddings/ of the repository, or $QA_INDEX)")
+        p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX, else embeddings/ of the "
+                                                      "working directory or of ~/.local/share/qa)")
         if model:
             add_model_options(p)
 
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="?", metavar="QUESTION")
     ask.add_argument("-k", type=int, default=5, metavar="N", help="number of passages to show (default 5)")
     ask.add_argument("--json", action="store_true", help="print JSON (one object per question: JSON Lines)")
-    ask.add_argument("--mode", choices=["default", "dense", "lexical", "hybrid"], default="default",
+    ask.add_argument("--mode", choices=MODES, default="default",
                      help="ranking: default (fusion tuned per language pair), dense, lexical (BM25) or hybrid")
     add_filters(ask)
     common(ask)
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Read corpus.jsonl and queries.jsonl from DATASET_DIR, index the corpus "
                                           "(cached), run every question and print R@1, R@10, MRR@10 and nDCG@10.")
     evaluate.add_argument("dataset", metavar="DATASET_DIR")
-    evaluate.add_argument("--mode", choices=["default", "dense", "lexical", "hybrid"], action="append",
+    evaluate.add_argument("--mode", choices=MODES, action="append",
                           help="ranking mode(s) to evaluate (repeatable; default: default)")
     evaluate.add_argument("-k", type=int, default=10, help="cut-off for recall/MRR/nDCG (default 10)")
     evaluate.add_argument("--limit", type=int, metavar="N", help="evaluate the first N questions only")
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .errors import QAError, unexpected
+    from .paths import debug
 
     _log_to_stderr()
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # noqa: BLE001 - last resort: a bug, still one line (QA_DEBUG=1: traceback)
-        if os.environ.get("QA_DEBUG"):
+        if debug():
             raise
         command = f"`qa {args.command or 'repl'}`"
         print(f"qa: error: {unexpected(exc, command)}", file=sys.stderr)
@@ -152,49 +153,21 @@ def _log_to_stderr() -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def open_retriever(index: str | None, model: str | None, *, backend: str | None = None, threads: int | None = None,
-                   build_default: bool = True, quiet: bool = False, notify=None):
-    """Open the retriever; the default index is (re)built first if missing or outdated.
-
-    `notify` receives the one-line messages (default: stderr unless quiet).
-    """
-    from .index import build_index, default_index_dir, rebuild_reason
-    from .search import Retriever
-
-    show_progress = not quiet and notify is None
-    if notify is None:
-        def notify(message: str) -> None:
-            if not quiet:
-                print(message, file=sys.stderr)
-
-    if index is None and build_default:
-        from .embedding import load_embedder
-
-        embedder = load_embedder(model, backend=backend, threads=threads)
-        embedder.preload()  # the engine loads while the index is checked and read
-        reason = rebuild_reason(default_index_dir(), embedder.spec)
-        if reason is not None:
-            notify(f"building the index of the default corpus ({reason})…")
-            report = build_index(None, None, embedder, full=True, progress=show_progress)
-            for warning in report.warnings:
-                notify(f"warning: {warning}")
-            notify(report.summary())
-        from .index import PassageIndex
-
-        return Retriever(PassageIndex.open(default_index_dir()), embedder)
-    return Retriever.open(index, model, backend=backend, threads=threads)
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def cmd_ask(args) -> int:
     from .errors import QAError
+    from .ranking import check_k
+    from .search import Retriever
 
     question = args.question
     if question is None and sys.stdin.isatty():
         raise QAError('no question: qa ask "where did Kim meet Putin?" (or pipe one question per line)')
     if question is not None and not question.strip():
         raise QAError('empty question: qa ask "where did Kim meet Putin?"')
-    if args.k < 1:
-        raise QAError(f"-k must be at least 1 (got {args.k})")
+    check_k(args.k, "-k")
     batches = None
     if question is None:
         batches = question_batches(sys.stdin)
@@ -202,7 +175,8 @@ def cmd_ask(args) -> int:
         if first is None:
             raise QAError("no question on standard input (one question a line)")
         batches = itertools.chain([first], batches)
-    retriever = open_retriever(args.index, args.model, backend=args.backend, threads=args.threads)
+    retriever = Retriever.open(args.index, args.model, backend=args.backend, threads=args.threads,
+                               build_missing=True, notify=_stderr, progress=True)
     filters = {"doc": args.doc, "date_from": args.date_from, "date_to": args.date_to}
     if batches is None:
         answer = retriever.ask(question, args.k, mode=args.mode, **filters)
@@ -266,11 +240,11 @@ def flush_batch(retriever, batch: list[str], args, filters: dict) -> None:
 
 
 def print_answer(answer, as_json: bool, compact: bool = False) -> None:
-    if as_json:
-        print(json.dumps(answer.model_dump(), ensure_ascii=False, indent=None if compact else 2))
-        return
-    from .render import render_answer, use_colour
+    from .render import render_answer, to_json, use_colour
 
+    if as_json:
+        print(to_json(answer, compact=compact))
+        return
     if compact:
         print(f"? {answer.question}")
     print(render_answer(answer, colour=use_colour()))
@@ -289,65 +263,31 @@ def cmd_index(args) -> int:
 
 
 def cmd_model(args) -> int:
-    from pathlib import Path
+    from .model_check import check_model
+    from .render import to_json
 
-    from .embedding import choose_backend
-    from .errors import QAError
-    from .model import DEFAULT_MODEL, MANIFEST_NAME, build_default_model, default_model_dir, resolve_model, verify_model
-    from .onnx_export import export_problem, read_export_manifest, verify_export, write_export
-
-    started = time.perf_counter()
-    if args.rebuild:
-        if args.model not in (None, DEFAULT_MODEL):
-            raise QAError("--rebuild applies to the default model only")
-        build_default_model(default_model_dir(), force=True)
-    spec = resolve_model(args.model)
-    if args.export:
-        write_export(spec, force=args.rebuild)
-    folder = Path(spec.location)
-    problems = verify_model(folder) if (folder / MANIFEST_NAME).is_file() else []
-    export = read_export_manifest(spec)
-    if export is not None:
-        problems += verify_export(spec) or [p for p in [export_problem(spec)] if p]
-    engine = choose_backend(spec, "auto")
-    info = {"path": spec.location, "model": spec.model_id, "fingerprint": spec.fingerprint,
-            "query_prefix": spec.query_prefix, "passage_prefix": spec.passage_prefix, "engine": engine,
-            "onnx_export": None if export is None else {"min_cosine": export["parity"]["min_cosine"],
-                                                        "files": sorted(export["files"])},
-            "verified": not problems, "problems": problems, "seconds": round(time.perf_counter() - started, 2)}
+    report = check_model(args.model, rebuild=args.rebuild, export=args.export)
     if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
+        print(to_json(report))
     else:
-        print(f"model: {spec.model_id}\npath: {spec.location}\nprefixes: {spec.query_prefix!r} / {spec.passage_prefix!r}")
-        if export is None:
-            hint = f" (no ONNX export: `qa model --model {spec.location} --export` writes one)" if spec.is_local else ""
-            print(f"engine: {engine}{hint}")
+        print(f"model: {report.model}\npath: {report.path}\n"
+              f"prefixes: {report.query_prefix!r} / {report.passage_prefix!r}")
+        if report.onnx_export is None:
+            hint = f" (no ONNX export: `qa model --model {report.path} --export` writes one)" if report.is_local else ""
+            print(f"engine: {report.engine}{hint}")
         else:
-            print(f"engine: {engine} (ONNX export in {folder / 'onnx'}, cosine {export['parity']['min_cosine']} "
-                  "with the torch engine)")
-        print("verified: files match the manifest" if not problems else "PROBLEMS: " + "; ".join(problems))
-    return 0 if not problems else 1
+            print(f"engine: {report.engine} (ONNX export in {report.export_dir}, cosine "
+                  f"{report.onnx_export.min_cosine} with the torch engine)")
+        print("verified: files match the manifest" if report.verified else "PROBLEMS: " + "; ".join(report.problems))
+    return 0 if report.verified else 1
 
 
 def cmd_stats(args) -> int:
-    from pathlib import Path
+    from .index import describe
+    from .render import render_stats, to_json
 
-    from .index import default_index_dir, inspect_index, pointer_problem
-
-    path = Path(args.index) if args.index else default_index_dir()
-    generation, manifest = inspect_index(path)  # damage that `qa ask` would hit: exit 1 here too
-    size = sum(f.stat().st_size for f in generation.iterdir() if f.is_file())
-    info = {"index": str(path), "generation": generation.name, "documents": manifest.documents,
-            "passages": manifest.passages, "model": manifest.model_id, "dimension": manifest.dimension,
-            "faiss": manifest.faiss["kind"], "bytes_on_disk": size, "built_at": time.strftime(
-                "%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at)), "sources": manifest.sources}
-    if problem := pointer_problem(path):
-        info["note"] = f"{problem}; using {generation.name}, the newest complete generation"
-    if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
-    else:
-        for key, value in info.items():
-            print(f"{key:>14}: {value}")
+    stats = describe(args.index)  # damage that `qa ask` would hit: exit 1 here too
+    print(to_json(stats, exclude_none=True) if args.json else render_stats(stats))
     return 0
 
 
@@ -365,9 +305,13 @@ def cmd_repl(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import run_eval_command
+    from .evaluate import markdown_table, run_eval
+    from .render import to_json
 
-    return run_eval_command(args)
+    results = run_eval(args.dataset, args.mode or ["default"], k=args.k, limit=args.limit, model=args.model,
+                       backend=args.backend, threads=args.threads, progress=not args.json)
+    print(to_json(results) if args.json else markdown_table(results))
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,6 @@
-"""Embedding questions and passages: one small interface, two engines, one factory.
+"""Making an embedder: the one factory that picks an engine for a model.
 
-:class:`Embedder` is what the index and the search use: the model's identity (`spec`), its
-token budget (`max_tokens`, `count_tokens`), `embed_queries` / `embed_passages` (the model's
-query and passage prefixes applied here, once for both engines) and `dimension`. Two engines
-implement it:
+:class:`~qa.embedder.Embedder` (re-exported here) is the interface; two engines implement it:
 
 - ``onnx`` (:mod:`qa.onnx_engine`): onnxruntime + tokenizers over the folder's exact ONNX export
   (`onnx/model.onnx`); no torch, so a question costs milliseconds and a process answers its
@@ -18,19 +15,16 @@ on first use, so a command that never embeds never pays for loading one.
 from __future__ import annotations
 
 import os
-import threading
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from pathlib import Path
-from typing import ClassVar, Literal, get_args
+from typing import Literal, get_args
 
-import numpy as np
-
+from .embedder import BATCH_SIZE, Embedder
 from .errors import ModelError, QAError
-from .model import ModelSpec, resolve_model
-from .text import valid_text
+from .model import resolve_model
+from .paths import default_backend, threads_setting
+from .spec import ModelSpec
 
-BATCH_SIZE = 32
+__all__ = ["BATCH_SIZE", "BACKENDS", "Backend", "Embedder", "choose_backend", "default_threads", "load_embedder",
+           "resolve_threads"]
 Backend = Literal["auto", "onnx", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 # Default engine threads, per engine, picked from `python -m bench --only threads`
@@ -41,102 +35,13 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 TORCH_THREADS = 1
 
 
-class Embedder(ABC):
-    """A model that turns questions and passages into L2-normalised vectors."""
-
-    backend: ClassVar[str]
-
-    def __init__(self, spec: ModelSpec, threads: int = 1):
-        self.spec = spec
-        self.threads = threads
-        self._counter = None
-        self._lock = threading.Lock()
-
-    # ------------------------------------------------------------------ what engines provide
-
-    @property
-    @abstractmethod
-    def dimension(self) -> int:
-        """Length of the vectors."""
-
-    @abstractmethod
-    def max_sequence_length(self) -> int:
-        """Tokens the model reads at most, special tokens included (known without loading it)."""
-
-    @abstractmethod
-    def _encode(self, texts: list[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
-        """Vectors of `prefix + text` for each text, float32 [n, dimension], L2-normalised."""
-
-    def load(self) -> None:
-        """Load the engine now rather than on first use."""
-
-    def preload(self) -> None:
-        """Start loading the engine in a background thread, so that the time it takes (reading
-        the tokenizer, opening the session) overlaps with opening the index. A failure is not
-        reported here: the first embedding loads again and raises it, on one line."""
-        def load_quietly() -> None:
-            try:
-                self.load()
-            except Exception:
-                pass
-
-        # Not a daemon: the interpreter waits for it at exit. Killing a thread inside
-        # onnxruntime's or torch's initialisation aborts the process ("terminate called...").
-        threading.Thread(target=load_quietly, name="qa-engine-load").start()
-
-    # ------------------------------------------------------------------ shared behaviour
-
-    @property
-    def max_tokens(self) -> int:
-        """Content tokens a passage may have, its prefix included, special tokens excluded."""
-        return self.max_sequence_length() - 2
-
-    def count_tokens(self, text: str) -> int:
-        """Content tokens of `text` (no special tokens), as the model will see them."""
-        return len(self._token_counter().encode(valid_text(text), add_special_tokens=False).ids)
-
-    def embed_queries(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
-        return self._embed(texts, self.spec.query_prefix, batch_size, progress=False)
-
-    def embed_passages(self, texts: Sequence[str], batch_size: int = BATCH_SIZE, progress: bool = False) -> np.ndarray:
-        return self._embed(texts, self.spec.passage_prefix, batch_size, progress)
-
-    def _embed(self, texts: Sequence[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), np.float32)
-        vectors = self._encode([valid_text(t) for t in texts], prefix, batch_size, progress)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def _token_counter(self):
-        """The fast tokenizer alone, untruncated: counting must not cost loading the model."""
-        if self._counter is None:
-            with self._lock:
-                if self._counter is None:
-                    self._counter = self._load_counter()
-        return self._counter
-
-    def _load_counter(self):
-        path = Path(self.spec.location) / "tokenizer.json"
-        if not (self.spec.is_local and path.is_file()):
-            raise ModelError(f"model {self.spec.model_id} has no tokenizer.json")
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(path))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        return tokenizer
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.spec.model_id} threads={self.threads}>"
-
-
 def load_embedder(model: str | ModelSpec | None = None, *, backend: str | None = None,
                   threads: int | None = None) -> Embedder:
     """The embedder for `model` (default: $QA_MODEL, else the built-in model) on `backend`
     (default: $QA_BACKEND, else auto) with `threads` engine threads (default: $QA_THREADS, else
     :func:`default_threads`)."""
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
-    chosen = choose_backend(spec, backend or os.environ.get("QA_BACKEND") or "auto")
+    chosen = choose_backend(spec, backend or default_backend() or "auto")
     count = resolve_threads(threads, chosen)
     if chosen == "onnx":
         from .onnx_engine import OnnxEmbedder
@@ -166,7 +71,7 @@ def choose_backend(spec: ModelSpec, backend: str) -> str:
 def resolve_threads(threads: int | None, backend: str = "onnx") -> int:
     """The engine's thread count: the argument, else $QA_THREADS, else the engine's default."""
     if threads is None:
-        raw = os.environ.get("QA_THREADS", "").strip()
+        raw = threads_setting()
         if not raw:
             return default_threads(backend)
         try:

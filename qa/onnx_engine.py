@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import Embedder
+from .embedder import Embedder
 from .errors import ModelError
-from .model_folder import FolderLayout, read_layout
-from .onnx_export import EXPORT_FOLDER, MODEL_FILE
+from .model_folder import EXPORT_FOLDER, MODEL_FILE, FolderLayout, read_layout
 from .unigram import VOCAB_FILE, FastUnigram
 
 # Texts up to this many characters in all (a question, a batch of questions) are tokenized by
@@ -72,27 +71,17 @@ class OnnxEmbedder(Embedder):
         self._fast_tokenizer()
 
     def _engine(self) -> OnnxModel:
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = OnnxModel(self.model_path, self.threads)
-        return self._model
+        return self._once("_model", lambda: OnnxModel(self.model_path, self.threads))
 
     def _full_tokenizer(self):
-        if self._tokenizer is None:
-            with self._lock:
-                if self._tokenizer is None:
-                    self._tokenizer = self._load_tokenizer()
-        return self._tokenizer
+        return self._once("_tokenizer", self._load_tokenizer)
 
     def _fast_tokenizer(self) -> FastUnigram | None:
         """The exact Unigram fast path, when the export ships its vocabulary file."""
         path = self.model_path.parent / VOCAB_FILE
-        if self._fast is None and path.is_file():
-            with self._lock:
-                if self._fast is None:
-                    self._fast = FastUnigram(path, self.layout.max_seq_length)
-        return self._fast
+        if self._fast is None and not path.is_file():
+            return None
+        return self._once("_fast", lambda: FastUnigram(path, self.layout.max_seq_length))
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
         fast = None

@@ -26,12 +26,9 @@ import warnings
 from pathlib import Path
 
 from .errors import ModelError
-from .model import file_lock, make_readable, swap_into_place
+from .fileops import file_lock, make_readable, sha256_file, swap_into_place
+from .model_folder import DATA_FILE, EXPORT_FOLDER, MANIFEST_FILE, MODEL_FILE
 
-EXPORT_FOLDER = "onnx"
-MODEL_FILE = "model.onnx"
-DATA_FILE = "model.onnx_data"
-MANIFEST_FILE = "qa-export.json"
 EXPORT_FORMAT = 1
 OPSET = 17
 MIN_COSINE = 0.9999
@@ -82,7 +79,6 @@ def export_problem(spec) -> str | None:
 
 def verify_export(spec) -> list[str]:
     """Problems found by re-hashing the export against its manifest (empty: intact or absent)."""
-    from .model import sha256_file
 
     manifest = read_export_manifest(spec)
     if manifest is None:
@@ -207,7 +203,6 @@ def _check_and_describe(spec, export: Path, exported_in: float | None) -> dict:
     """Compare the export with the torch engine on the probes; the manifest if they agree."""
     import numpy as np
 
-    from .model import sha256_file
     from .onnx_engine import OnnxEmbedder
     from .torch_engine import TorchEmbedder
     from .unigram import VOCAB_FILE

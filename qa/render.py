@@ -1,17 +1,23 @@
-"""Showing answers to a person: ranked passages, the answering sentence highlighted, sources.
+"""Showing results to a person or a program: answers, hits, articles and index statistics.
 
-One renderer serves `qa ask` and the REPL. It returns text with ANSI colours when colour is on
-(a terminal, NO_COLOR unset) and plain text with the sentence between ** markers otherwise, so
-the mark survives pipes and copy-paste.
+One renderer serves `qa ask`, `qa stats` and the REPL. Text comes with ANSI colours when colour
+is on (a terminal, NO_COLOR unset) and plain otherwise, the answering sentence then between **
+markers, so the mark survives pipes and copy-paste; JSON is the records' own fields.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import re
 import shutil
 import sys
 import textwrap
 
+from pydantic import BaseModel
+
+from .index import IndexStats
+from .paths import no_colour
+from .records import Document
 from .search import Answer, Hit
 
 BOLD, DIM, RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
@@ -20,15 +26,24 @@ CYAN, RED = "\x1b[36m", "\x1b[31m"
 # Markers around the sentence while the text is wrapped, swapped for colours (or **) after:
 # private-use characters never occur in articles, so they cannot collide with the text.
 _ON, _OFF = "\ue000", "\ue001"
+INDENT = "   "
 
 
 def use_colour(stream=None) -> bool:
     stream = stream or sys.stdout
-    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+    return not no_colour() and hasattr(stream, "isatty") and stream.isatty()
 
 
 def terminal_width(default: int = 100) -> int:
     return max(40, min(shutil.get_terminal_size((default, 24)).columns, 120))
+
+
+def to_json(record: BaseModel | list[BaseModel], *, compact: bool = False, exclude_none: bool = False) -> str:
+    """A record (an answer, a hit, statistics) as JSON: one line when `compact` (JSON Lines)."""
+    records = record if isinstance(record, list) else [record]
+    dumped = [r.model_dump(exclude_none=exclude_none) for r in records]
+    data = dumped if isinstance(record, list) else dumped[0]
+    return json.dumps(data, ensure_ascii=False, indent=None if compact else 2)
 
 
 def render_answer(answer: Answer, *, colour: bool, width: int | None = None, full: bool = False) -> str:
@@ -49,7 +64,7 @@ def render_hit(hit: Hit, *, colour: bool, width: int, text: str | None = None) -
     """A hit as lines: header (rank, source, paragraph, score), context, wrapped text, sources."""
     where = f"{hit.doc_id} ¶{hit.paragraph}" + (f" · {hit.date}" if hit.date else "")
     lines = [_paint(f"{hit.rank}. {where}", BOLD, colour) + _paint(f" · score {hit.score:.3f}", DIM, colour)]
-    indent = "   "
+    indent = INDENT
     if hit.title:
         lines.append(indent + _paint(hit.title, DIM, colour))
     if hit.context and hit.context != hit.title:
@@ -85,3 +100,55 @@ def _close_open_marks(lines: list[str], colour: bool) -> list[str]:
 
 def _paint(text: str, code: str, colour: bool) -> str:
     return f"{code}{text}{RESET}" if colour else text
+
+
+def render_details(hit: Hit, *, colour: bool, width: int, paths: dict[str, str], partial: bool) -> str:
+    """A hit in full: its text, its score's parts, every source with its file (`paths` by
+    document id), and whether the passage is one window of a longer paragraph (`partial`)."""
+    lines = render_hit(hit.model_copy(update={"other_sources": []}), colour=colour, width=width)
+    lines.append(INDENT + _paint(f"score {hit.score:.3f}: similarity {hit.similarity:.3f}, "
+                                 f"BM25 {hit.lexical:.2f}", DIM, colour))
+    sources = [hit, *hit.other_sources]
+    lines.append(INDENT + ("sources:" if len(sources) > 1 else "source:"))
+    for s in sources:
+        about = " · ".join(x for x in (s.date, s.title) if x)
+        path = paths.get(s.doc_id)
+        lines.append(INDENT + f"  {s.doc_id} ¶{s.paragraph}" + (f" · {about}" if about else "")
+                     + _paint(f"  ({path})" if path else "", DIM, colour))
+    if partial:
+        lines.append(INDENT + _paint(f"part of a longer paragraph: :article {hit.rank} shows it whole", DIM, colour))
+    return "\n".join(lines)
+
+
+def render_article(document: Document, text: str, hit: Hit, *, colour: bool, width: int, changed: bool) -> str:
+    """The whole article of `hit`, its passage highlighted; `changed`: the file differs from
+    what was indexed, so the highlight may be off."""
+    about = " · ".join(x for x in (document.date, str(document.path)) if x)
+    lines = [_paint(document.title or document.doc_id, BOLD, colour)
+             + _paint(f"  [{document.doc_id} · {about}]", DIM, colour)]
+    if changed:
+        lines.append(_paint("note: the file changed since it was indexed, the highlight may be off "
+                            "(:reindex updates the index)", DIM, colour))
+    if 0 <= hit.start <= hit.end <= len(text):
+        text = text[:hit.start] + _ON + text[hit.start:hit.end] + _OFF + text[hit.end:]
+    for paragraph in re.split(r"\n[ \t]*\n", text.strip("\n")):
+        if not paragraph.strip():
+            continue
+        lines.append("")
+        for line in textwrap.wrap(" ".join(paragraph.split()), width=width - len(INDENT), break_on_hyphens=False) or [""]:
+            lines.append(INDENT + _colour_marks(line, colour))
+    return "\n".join(_close_open_marks(lines, colour))
+
+
+def render_stats(stats: IndexStats) -> str:
+    """Index statistics as aligned `key: value` lines (lists joined by commas)."""
+    info = stats.model_dump(exclude_none=True)
+    width = max(map(len, info))
+    return "\n".join(f"{key:>{width}}: {', '.join(value) if isinstance(value, list) else value}"
+                     for key, value in info.items())
+
+
+def paint(text: str, style: str, colour: bool) -> str:
+    """A message in one of the styles the REPL uses ("dim", "error"), or as it is."""
+    code = {"dim": DIM, "error": RED}.get(style, "")
+    return f"{code}{text}{RESET}" if colour and code else text

@@ -15,15 +15,12 @@ from __future__ import annotations
 import contextvars
 import difflib
 import fnmatch
-import hashlib
-import json
 import os
-import re
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
@@ -35,48 +32,57 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.renderer import print_formatted_text as _render_to_output
 from prompt_toolkit.styles import default_ui_style
 
+from . import render
 from .errors import QAError, unexpected
+from .fileops import sha256_file
+from .ingest import read_text
+from .ingest.chunking import is_window
+from .paths import debug, history_path, state_dir  # noqa: F401  (state_dir: its former home)
+from .search import Answer, Hit, Retriever, check_k
 
 WELCOME = "qa — ask a question in English or French; :help for commands, Ctrl-D to quit."
 DEFAULT_K = 5
 MAX_WIDTH = 120
-INDENT = "   "
 
-# name, arguments, help; the first name of a row is the one completion offers.
-COMMANDS: list[tuple[str, str, str]] = [
-    (":help", "", "this help"),
-    (":k", "[N]", "number of passages to show"),
-    (":doc", "[GLOB]", "only documents whose id matches GLOB, e.g. '003_*' (no GLOB: any)"),
-    (":from", "[DATE]", "only passages dated on or after DATE: YYYY, YYYY-MM or YYYY-MM-DD (no DATE: any)"),
-    (":to", "[DATE]", "only passages dated on or before DATE (no DATE: any)"),
-    (":filters", "", "show the filters"),
-    (":clear", "[doc|from|to]", "clear the filters, or one of them"),
-    (":show", "N", "hit N of the last answer in full, with all its sources"),
-    (":article", "N", "the whole article of hit N, its passage highlighted (also :more N, :show N --article)"),
-    (":more", "N", "same as :article N"),
-    (":json", "[on|off]", "print answers as JSON (toggles)"),
-    (":reindex", "", "update the index from its sources (only new or changed passages are embedded)"),
-    (":stats", "", "index statistics"),
-    (":quit", "", "leave (also :q, :exit, Ctrl-D)"),
-]
-ALIASES = {":q": ":quit", ":exit": ":quit", ":h": ":help", ":?": ":help", ":filter": ":filters"}
+
+@dataclass(frozen=True)
+class Command:
+    """A REPL command: its name, arguments and help as :help shows them, the `Repl` method that
+    runs it (None: :quit) and its aliases. Completion offers the names only."""
+
+    name: str
+    args: str
+    help: str
+    method: str | None
+    aliases: tuple[str, ...] = ()
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(":help", "", "this help", "_cmd_help", (":h", ":?")),
+    Command(":k", "[N]", "number of passages to show", "_cmd_k"),
+    Command(":doc", "[GLOB]", "only documents whose id matches GLOB, e.g. '003_*' (no GLOB: any)", "_cmd_doc"),
+    Command(":from", "[DATE]", "only passages dated on or after DATE: YYYY, YYYY-MM or YYYY-MM-DD (no DATE: any)",
+            "_cmd_from"),
+    Command(":to", "[DATE]", "only passages dated on or before DATE (no DATE: any)", "_cmd_to"),
+    Command(":filters", "", "show the filters", "_cmd_filters", (":filter",)),
+    Command(":clear", "[doc|from|to]", "clear the filters, or one of them", "_cmd_clear"),
+    Command(":show", "N", "hit N of the last answer in full, with all its sources", "_cmd_show"),
+    Command(":article", "N", "the whole article of hit N, its passage highlighted (also :more N, :show N --article)",
+            "_cmd_article"),
+    Command(":more", "N", "same as :article N", "_cmd_article"),
+    Command(":json", "[on|off]", "print answers as JSON (toggles)", "_cmd_json"),
+    Command(":reindex", "", "update the index from its sources (only new or changed passages are embedded)",
+            "_cmd_reindex"),
+    Command(":stats", "", "index statistics", "_cmd_stats"),
+    Command(":quit", "", "leave (also :q, :exit, Ctrl-D)", None, (":q", ":exit")),
+)
+BY_NAME = {name: c for c in COMMANDS for name in (c.name, *c.aliases)}
+ALIASES = {alias: c.name for c in COMMANDS for alias in c.aliases}
 FILTER_KEYS = {"doc": "doc", "from": "date_from", "to": "date_to"}
 
 
-# --------------------------------------------------------------------------- locations
-
-
-def state_dir() -> Path:
-    """$QA_STATE_DIR, else $XDG_STATE_HOME/qa, else ~/.local/state/qa."""
-    if os.environ.get("QA_STATE_DIR"):
-        return Path(os.environ["QA_STATE_DIR"]).expanduser()
-    if os.environ.get("XDG_STATE_HOME"):
-        return Path(os.environ["XDG_STATE_HOME"]).expanduser() / "qa"
-    return Path.home() / ".local" / "state" / "qa"
-
-
 def default_history_path() -> Path:
-    return state_dir() / "history"
+    return history_path()
 
 
 # --------------------------------------------------------------------------- the session
@@ -96,14 +102,12 @@ class Repl:
         self.output = output
         self.history_path = Path(history_path) if history_path is not None else default_history_path()
         if colour is None:
-            from .render import use_colour
-
-            colour = use_colour(getattr(output, "stdout", None) or _NotATerminal())
+            colour = render.use_colour(getattr(output, "stdout", None) or _NotATerminal())
         self.colour = colour
         self.k = DEFAULT_K
         self.filters: dict[str, str | None] = {"doc": None, "date_from": None, "date_to": None}
         self.json = False
-        self.last = None  # the last Answer
+        self.last: Answer | None = None
         self.session: PromptSession | None = None
         self._retriever = None
         self._load_error: BaseException | None = None
@@ -174,7 +178,7 @@ class Repl:
 
     def _unexpected(self, exc: Exception, command: str) -> str:
         """One line for a bug; with QA_DEBUG=1 the traceback is printed first."""
-        if os.environ.get("QA_DEBUG"):
+        if debug():
             import traceback
 
             self.say(traceback.format_exc(), ansi=False)
@@ -229,11 +233,9 @@ class Repl:
             raise QAError(f"{exc}{hint}") from None
         self.last = answer
         if self.json:
-            self.say(json.dumps(answer.model_dump(), ensure_ascii=False, indent=2), ansi=False)
+            self.say(render.to_json(answer), ansi=False)
             return
-        from .render import render_answer
-
-        self.say(render_answer(answer, colour=self.colour, width=self.width()))
+        self.say(render.render_answer(answer, colour=self.colour, width=self.width()))
 
     def _interruptible(self, work: Callable[[], object], abandoned: Callable[[object], None] | None = None):
         """Run `work` in a worker thread and wait; Ctrl-C stops waiting (the work is abandoned)."""
@@ -278,26 +280,19 @@ class Repl:
     def _command(self, line: str) -> bool:
         name, _, rest = line.partition(" ")
         name = ALIASES.get(name.lower(), name.lower())
-        arg = rest.strip()
-        if name == ":quit":
-            return False
-        handler = {
-            ":help": self._cmd_help, ":k": self._cmd_k, ":doc": self._cmd_doc, ":from": self._cmd_from,
-            ":to": self._cmd_to, ":filters": self._cmd_filters, ":clear": self._cmd_clear, ":show": self._cmd_show,
-            ":article": self._cmd_article, ":more": self._cmd_article, ":json": self._cmd_json,
-            ":reindex": self._cmd_reindex, ":stats": self._cmd_stats,
-        }.get(name)
-        if handler is None:
-            known = [c[0] for c in COMMANDS] + list(ALIASES)
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        command = BY_NAME.get(name)
+        if command is None:
+            close = difflib.get_close_matches(name, list(BY_NAME), n=1, cutoff=0.75)
             maybe = f" (did you mean {ALIASES.get(close[0], close[0])}?)" if close else ""
             self.say(f"unknown command {name}{maybe} — type :help")
             return True
-        handler(arg)
+        if command.method is None:
+            return False
+        getattr(self, command.method)(rest.strip())
         return True
 
     def _cmd_help(self, arg: str) -> None:
-        rows = [f"  {name + (' ' + args if args else ''):<22}{text}" for name, args, text in COMMANDS]
+        rows = [f"  {c.name + (' ' + c.args if c.args else ''):<22}{c.help}" for c in COMMANDS]
         self.say("commands:\n" + "\n".join(rows) + "\n"
                  "Anything else is a question, in English or French. Tab completes commands and their arguments;\n"
                  "Up/Down and Ctrl-R search the history; Ctrl-C cancels the line or a running search.\n"
@@ -311,9 +306,7 @@ class Repl:
             k = int(arg)
         except ValueError:
             raise QAError(f":k takes a whole number, not {arg!r}") from None
-        if k < 1:
-            raise QAError(f"the number of hits must be at least 1 (got {k})")
-        self.k = k
+        self.k = check_k(k)
         self.say(f"k = {k}")
 
     def _cmd_doc(self, arg: str) -> None:
@@ -363,55 +356,23 @@ class Repl:
             return
         hit = self._hit(" ".join(words), ":show")
         if self.json:
-            self.say(json.dumps(hit.model_dump(), ensure_ascii=False, indent=2), ansi=False)
+            self.say(render.to_json(hit), ansi=False)
             return
-        from .render import DIM, _paint, render_hit
-
-        colour, width = self.colour, self.width()
-        lines = render_hit(hit.model_copy(update={"other_sources": []}), colour=colour, width=width)
-        lines.append(INDENT + _paint(f"score {hit.score:.3f}: similarity {hit.similarity:.3f}, "
-                                     f"BM25 {hit.lexical:.2f}", DIM, colour))
-        sources = [hit, *hit.other_sources]
-        lines.append(INDENT + ("sources:" if len(sources) > 1 else "source:"))
         documents = self._documents()
-        for s in sources:
-            about = " · ".join(x for x in (s.date, s.title) if x)
-            path = documents[s.doc_id].path if s.doc_id in documents else None
-            lines.append(INDENT + f"  {s.doc_id} ¶{s.paragraph}" + (f" · {about}" if about else "")
-                         + _paint(f"  ({path})" if path else "", DIM, colour))
-        if self._longer_paragraph(hit, documents):
-            lines.append(INDENT + _paint(f"part of a longer paragraph: :article {hit.rank} shows it whole",
-                                         DIM, colour))
-        self.say("\n".join(lines))
+        paths = {doc_id: d.path for doc_id, d in documents.items()}
+        self.say(render.render_details(hit, colour=self.colour, width=self.width(), paths=paths,
+                                       partial=_is_window(hit, documents.get(hit.doc_id))))
 
     def _cmd_article(self, arg: str) -> None:
         hit = self._hit(arg.replace("--article", "").strip(), ":article")
         document = self._documents().get(hit.doc_id)
         if document is None:
             raise QAError(f"{hit.doc_id} is no longer in the index (:reindex updated it?)")
-        from .corpus import read_text
-        from .render import _OFF, _ON, BOLD, DIM, _close_open_marks, _colour_marks, _paint
-
         text = read_text(document.file())
-        lines = []
-        about = " · ".join(x for x in (document.date, str(document.path)) if x)
-        lines.append(_paint(document.title or document.doc_id, BOLD, self.colour)
-                     + _paint(f"  [{document.doc_id} · {about}]", DIM, self.colour))
-        if _sha256(document.file()) != document.sha256:
-            lines.append(_paint("note: the file changed since it was indexed, the highlight may be off "
-                                "(:reindex updates the index)", DIM, self.colour))
-        if 0 <= hit.start <= hit.end <= len(text):
-            text = text[:hit.start] + _ON + text[hit.start:hit.end] + _OFF + text[hit.end:]
-        width = self.width() - len(INDENT)
-        for paragraph in re.split(r"\n[ \t]*\n", text.strip("\n")):
-            if not paragraph.strip():
-                continue
-            lines.append("")
-            for line in textwrap.wrap(" ".join(paragraph.split()), width=width, break_on_hyphens=False) or [""]:
-                lines.append(INDENT + _colour_marks(line, self.colour))
-        self.say("\n".join(_close_open_marks(lines, self.colour)))
+        self.say(render.render_article(document, text, hit, colour=self.colour, width=self.width(),
+                                       changed=_sha256(document.file()) != document.sha256))
 
-    def _hit(self, arg: str, command: str):
+    def _hit(self, arg: str, command: str) -> Hit:
         if self.last is None:
             raise QAError(f"no answer yet: ask a question, then {command} N")
         if not self.last.hits:
@@ -429,36 +390,9 @@ class Repl:
     def _documents(self) -> dict:
         return {d.doc_id: d for d in self.retriever.index.documents}
 
-    @staticmethod
-    def _longer_paragraph(hit, documents: dict) -> bool:
-        """Whether the passage is one window of a paragraph too long for the model."""
-        document = documents.get(hit.doc_id)
-        if document is None:
-            return False
-        try:
-            from .corpus import read_text
-
-            text = read_text(document.file())
-        except QAError:
-            return False
-        before, after = text[max(0, hit.start - 2):hit.start], text[hit.end:hit.end + 2]
-        starts = hit.start == 0 or before.endswith("\n")
-        ends = hit.end >= len(text) or after.startswith("\n") or not after.strip()
-        return not (starts and ends)
-
     def _cmd_stats(self, arg: str) -> None:
-        index = self.retriever.index
-        m = index.manifest
-        info = {"index": str(index.path), "generation": index.generation.name, "documents": len(index.documents),
-                "passages": len(index), "model": m.model_id, "dimension": m.dimension, "faiss": m.faiss.get("kind"),
-                "exact": m.faiss.get("exact"), "built_at": time.strftime("%Y-%m-%d %H:%M:%S",
-                                                                           time.localtime(m.built_at)),
-                "sources": m.sources}
-        if self.json:
-            self.say(json.dumps(info, ensure_ascii=False, indent=2), ansi=False)
-            return
-        self.say("\n".join(f"{key:>11}: {', '.join(value) if isinstance(value, list) else value}"
-                           for key, value in info.items()))
+        stats = self.retriever.index.describe()
+        self.say(render.to_json(stats, exclude_none=True) if self.json else render.render_stats(stats), ansi=False)
 
     def _cmd_reindex(self, arg: str) -> None:
         retriever = self.retriever
@@ -466,13 +400,7 @@ class Repl:
         self.say(f"updating the index at {path}…", style="dim")
 
         def work():
-            from .index import PassageIndex, build_index
-            from .search import Retriever
-
-            report = build_index(None, path, retriever.embedder)
-            fresh = Retriever(PassageIndex.open(path), retriever.embedder)
-            _ = fresh.lexical
-            self._retriever = fresh
+            self._retriever, report = retriever.reindexed()
             return report
 
         def finished_in_background(box):
@@ -501,10 +429,7 @@ class Repl:
 
     def say(self, text: str, *, style: str = "", ansi: bool = True) -> None:
         """Print a message (ANSI colours allowed) on the session's output."""
-        if style and self.colour:
-            from .render import DIM, RED, RESET
-
-            text = {"dim": DIM, "error": RED}.get(style, "") + text + RESET
+        text = render.paint(text, style, self.colour)
         formatted = ANSI(text + "\n") if ansi and "\x1b" in text else FormattedText([("", text + "\n")])
         with self._print_lock:
             _render_to_output(self.output, formatted, self._style)
@@ -514,10 +439,7 @@ class Repl:
 
     def notify(self, text: str, *, style: str = "") -> None:
         """Print from another thread: above the prompt when it is shown, else at the next chance."""
-        if style and self.colour:
-            from .render import DIM, RED, RESET
-
-            text = {"dim": DIM, "error": RED}.get(style, "") + text + RESET
+        text = render.paint(text, style, self.colour)
         with self._print_lock:
             self._pending.append(text)
         app = self.session.app if self.session is not None else None
@@ -564,9 +486,9 @@ class ReplCompleter(Completer):
         if not text.startswith(":"):
             return
         if " " not in text:
-            for name, args, help_text in COMMANDS:
-                if name.startswith(text.lower()):
-                    yield Completion(name, start_position=-len(text), display_meta=help_text)
+            for command in COMMANDS:
+                if command.name.startswith(text.lower()):
+                    yield Completion(command.name, start_position=-len(text), display_meta=command.help)
             return
         name, _, rest = text.partition(" ")
         name = ALIASES.get(name.lower(), name.lower())
@@ -613,9 +535,20 @@ class _NotATerminal:
 
 def _sha256(path: str | os.PathLike) -> str | None:
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return sha256_file(Path(path))
     except OSError:
         return None
+
+
+def _is_window(hit: Hit, document) -> bool:
+    """Whether the hit's passage is one window of a paragraph too long for the model."""
+    if document is None:
+        return False
+    try:
+        text = read_text(document.file())
+    except QAError:
+        return False
+    return is_window(text, hit.start, hit.end)
 
 
 def _error_line(error, prefix: str | None = None) -> str:
@@ -640,10 +573,8 @@ def run_repl(index: str | None = None, model: str | None = None, *, backend: str
 
     def open_retriever():
         # Messages (e.g. building the default index on first run) go above the prompt.
-        from .cli import open_retriever as cli_open_retriever
-
-        retriever = cli_open_retriever(index, model, backend=backend, threads=threads, quiet=True,
-                                       notify=lambda m: repl.notify(m, style="dim"))
+        retriever = Retriever.open(index, model, backend=backend, threads=threads, build_missing=True,
+                                   notify=lambda m: repl.notify(m, style="dim"))
         retriever.warm_up()
         return retriever
 

@@ -17,58 +17,55 @@ from __future__ import annotations
 import fnmatch
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, model_serializer
 
-from .corpus import Passage, Source
-from .embedding import Embedder, load_embedder
-from .text import valid_text
+from .embedder import Embedder
+from .embedding import load_embedder
 from .errors import QAError
-from .index import PassageIndex, default_index_dir, live_generation, read_manifest
+from .index import (BuildReport, PassageIndex, build_index, default_index_dir, ensure_default_index, live_generation,
+                    read_manifest)
 from .lexical import LexicalIndex, guess_language
 from .model import DEFAULT_MODEL, ORIGINAL_HUB_NAME
+from .ranking import DEFAULT_RANKING, MODES, Mode, RankingParams, check_k, check_mode  # noqa: F401
+from .records import Excerpt, Passage
+from .text import valid_text
 
-Mode = Literal["default", "dense", "lexical", "hybrid"]
-
-# Fusion weights of the max-normalised BM25 score against cosine similarity, chosen on the
-# public sets and our own questions (see EVALUATION.md, `qa eval`): same-language questions
-# gain from names, numbers and rare words; cross-language ones only get noise from BM25.
-LEXICAL_WEIGHT_SAME_LANGUAGE = 0.05
-LEXICAL_WEIGHT_OTHER_LANGUAGE = 0.0
-CANDIDATES = 100
-# A passage's dense score: this much its own cosine, the rest its best sentence's cosine.
-PASSAGE_WEIGHT = 0.5
-DUPLICATE_COSINE = 0.97
-# Weak-answer signal: how far the best cosine stands above the typical cosine of the
-# candidates (their median); calibrated on the public sets (see WEAK_ANSWERS.md).
-WEAK_MARGIN = 0.032
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+# The constants by their former names, for scripts that read them.
+LEXICAL_WEIGHT_SAME_LANGUAGE = DEFAULT_RANKING.lexical_weight_same_language
+LEXICAL_WEIGHT_OTHER_LANGUAGE = DEFAULT_RANKING.lexical_weight_other_language
+CANDIDATES = DEFAULT_RANKING.candidates
+PASSAGE_WEIGHT = DEFAULT_RANKING.passage_weight
+DUPLICATE_COSINE = DEFAULT_RANKING.duplicate_cosine
+WEAK_MARGIN = DEFAULT_RANKING.weak_margin
 
 
-class Hit(BaseModel):
-    """One ranked answer: a passage, where it comes from, and its best sentence."""
+class Hit(Excerpt):
+    """One ranked answer: a passage's excerpt (text, sources), its ranking and its best sentence."""
 
+    passage_id: str
     rank: int
     score: float
     similarity: float
     lexical: float
-    text: str
     sentence: str
     sentence_start: int
     sentence_end: int
-    passage_id: str
-    doc_id: str
-    title: str | None = None
-    date: str | None = None
-    paragraph: int
-    start: int
-    end: int
-    context: str | None = None
-    other_sources: list[Source] = []
+
+    @model_serializer(mode="wrap")
+    def _ranking_first(self, handler):
+        """JSON shows the ranking and the text first, then where it comes from (the order of
+        `qa ask --json` before Hit extended Excerpt)."""
+        data = handler(self)
+        return {k: data[k] for k in _HIT_JSON_FIRST if k in data} | data
+
+
+_HIT_JSON_FIRST = ("rank", "score", "similarity", "lexical", "text", "sentence", "sentence_start", "sentence_end",
+                   "passage_id")
 
 
 class Answer(BaseModel):
@@ -80,7 +77,11 @@ class Answer(BaseModel):
 
 
 class Filters(BaseModel):
-    """Restrict the search to some documents (glob on the document id) and/or a date range."""
+    """Restrict the search to some documents (glob on the document id) and/or a date range.
+
+    Unknown keys are refused: a misspelt filter must not silently search everything."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     doc: str | None = None
     date_from: str | None = None
@@ -93,19 +94,28 @@ class Filters(BaseModel):
 class Retriever:
     """Question -> ranked passages, over one index and one model. Safe to share across threads."""
 
-    def __init__(self, index: PassageIndex, embedder: Embedder):
-        self.index, self.embedder = index, embedder
+    def __init__(self, index: PassageIndex, embedder: Embedder, params: RankingParams = DEFAULT_RANKING):
+        self.index, self.embedder, self.params = index, embedder, params
         self._lexical: LexicalIndex | None = None
         self._lock = threading.Lock()
 
     @classmethod
     def open(cls, index: str | Path | None = None, model: str | None = None, *, backend: str | None = None,
-             threads: int | None = None) -> Retriever:
+             threads: int | None = None, params: RankingParams = DEFAULT_RANKING, build_missing: bool = False,
+             notify: Callable[[str], None] | None = None, progress: bool = False) -> Retriever:
         """Open the index (default: embeddings/) with the model it was built with.
 
         `model` overrides the model; it must be the one the index was built with. `backend`
         (auto, onnx, torch) and `threads` choose the engine; any engine serves any index of its model.
+        With `build_missing` and no `index`, the default index is first (re)built from the default
+        corpus when it is missing or made with another model (what `qa` and `qa ask` do), with
+        `model`; `notify` receives the one-line messages and `progress` shows a progress bar.
         """
+        if index is None and build_missing:
+            embedder = load_embedder(model, backend=backend, threads=threads)
+            embedder.preload()  # the engine loads while the index is checked and read
+            path = ensure_default_index(embedder, notify=notify or (lambda message: None), progress=progress)
+            return cls(PassageIndex.open(path), embedder, params)
         path = Path(index or default_index_dir())
         generation = live_generation(path)
         if generation is None:
@@ -116,7 +126,16 @@ class Retriever:
             raise QAError(f"the index at {path} was built with {manifest.model_id}, not "
                           f"{embedder.spec.model_id}; rebuild it with `qa index --full` or pass the same --model")
         embedder.preload()  # the engine loads while the index is read
-        return cls(PassageIndex.open(path), embedder)
+        return cls(PassageIndex.open(path), embedder, params)
+
+    def reindexed(self, progress: bool = False) -> tuple[Retriever, BuildReport]:
+        """Update the index from the sources it records (only new or changed passages are
+        embedded) and return a retriever over the new generation, its BM25 index built, with
+        the same engine and parameters; this retriever keeps reading the old generation."""
+        report = build_index(None, self.index.path, self.embedder, progress=progress)
+        fresh = Retriever(PassageIndex.open(self.index.path), self.embedder, self.params)
+        _ = fresh.lexical
+        return fresh, report
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -133,26 +152,32 @@ class Retriever:
 
     # ------------------------------------------------------------------ public API
 
-    def search(self, question: str, k: int = 5, *, mode: Mode = "default", **filters) -> list[Hit]:
-        return self.ask(question, k, mode=mode, **filters).hits
+    def search(self, question: str, k: int = 5, *, mode: Mode = "default", doc: str | None = None,
+               date_from: str | None = None, date_to: str | None = None) -> list[Hit]:
+        """The `k` best hits for `question`, optionally only in documents matching the glob `doc`
+        and dated from `date_from` to `date_to` (YYYY, YYYY-MM or YYYY-MM-DD, inclusive)."""
+        return self.ask(question, k, mode=mode, doc=doc, date_from=date_from, date_to=date_to).hits
 
-    def ask(self, question: str, k: int = 5, *, mode: Mode = "default", **filters) -> Answer:
-        return self.ask_many([question], k, mode=mode, **filters)[0]
+    def ask(self, question: str, k: int = 5, *, mode: Mode = "default", doc: str | None = None,
+            date_from: str | None = None, date_to: str | None = None) -> Answer:
+        """:meth:`search` plus the weak-answer signal."""
+        return self.ask_many([question], k, mode=mode, doc=doc, date_from=date_from, date_to=date_to)[0]
 
-    def ask_many(self, questions: Sequence[str], k: int = 5, *, mode: Mode = "default", **filters) -> list[Answer]:
+    def ask_many(self, questions: Sequence[str], k: int = 5, *, mode: Mode = "default", doc: str | None = None,
+                 date_from: str | None = None, date_to: str | None = None) -> list[Answer]:
         """Answer several questions with one batched embedding call."""
         questions = [valid_text(q).strip() for q in questions]  # the tokenizer takes valid str only
         if any(not q for q in questions):
             raise QAError("empty question: type a question, e.g. \"where did Kim meet Putin?\"")
-        if k < 1:
-            raise QAError(f"the number of hits must be at least 1 (got {k})")
-        subset = self._subset(Filters(**filters))
+        check_k(k)
+        check_mode(mode)
+        subset = self._subset(Filters(doc=doc, date_from=date_from, date_to=date_to))
         vectors = self.embedder.embed_queries(questions) if mode != "lexical" else None
         answers = []
         for i, question in enumerate(questions):
             qvec = vectors[i] if vectors is not None else None
             ranked, confidence = self._rank(question, qvec, k, mode, subset)
-            weak = mode != "lexical" and confidence < WEAK_MARGIN
+            weak = mode != "lexical" and confidence < self.params.weak_margin
             answers.append(Answer(question=question, hits=ranked, weak=weak, confidence=round(confidence, 4),
                                   note="no passage answers this clearly" if weak else None))
         return answers
@@ -165,7 +190,7 @@ class Retriever:
 
     def _rank(self, question: str, qvec: np.ndarray | None, k: int, mode: Mode,
               subset: np.ndarray | None) -> tuple[list[Hit], float]:
-        n_candidates = max(CANDIDATES, 4 * k)
+        n_candidates = max(self.params.candidates, 4 * k)
         candidates: set[int] = set()
         if qvec is not None:
             _, ids = self.index.search(qvec[None, :], n_candidates, subset)
@@ -192,7 +217,7 @@ class Retriever:
         return hits, self._confidence(dense)
 
     def _dense_scores(self, rows: np.ndarray, qvec: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Per candidate: PASSAGE_WEIGHT x passage cosine + the rest x best sentence cosine,
+        """Per candidate: passage_weight x passage cosine + the rest x best sentence cosine,
         and the row of that best sentence."""
         offsets = self.index.sentence_offsets
         starts, ends = offsets[rows], offsets[rows + 1]
@@ -205,7 +230,8 @@ class Retriever:
         best = np.maximum.reduceat(sentence, group_starts)
         best_row = np.array([a + int(np.argmax(sentence[g:g + (b - a)]))
                              for a, b, g in zip(starts, ends, group_starts)])
-        return PASSAGE_WEIGHT * passage + (1 - PASSAGE_WEIGHT) * best, best_row
+        weight = self.params.passage_weight
+        return weight * passage + (1 - weight) * best, best_row
 
     def _lexical_weight(self, question: str, mode: Mode) -> float:
         if mode == "dense":
@@ -213,10 +239,10 @@ class Retriever:
         if mode == "lexical":
             return 1.0
         if mode == "hybrid":
-            return LEXICAL_WEIGHT_SAME_LANGUAGE
+            return self.params.lexical_weight_same_language
         question_language = guess_language([question])
         same = question_language is None or question_language == self.lexical.language
-        return LEXICAL_WEIGHT_SAME_LANGUAGE if same else LEXICAL_WEIGHT_OTHER_LANGUAGE
+        return self.params.lexical_weight_same_language if same else self.params.lexical_weight_other_language
 
     @staticmethod
     def _confidence(dense_scores: np.ndarray) -> float:
@@ -243,7 +269,7 @@ class Retriever:
         return hits
 
     def _near_duplicate(self, a: int, b: int) -> bool:
-        return float(self.index.vectors[a] @ self.index.vectors[b]) >= DUPLICATE_COSINE
+        return float(self.index.vectors[a] @ self.index.vectors[b]) >= self.params.duplicate_cosine
 
     # ------------------------------------------------------------------ filters
 
@@ -262,10 +288,9 @@ class Retriever:
 
 
 def _hit(p: Passage, rank: int, score: float, similarity: float, lexical: float, start: int, end: int) -> Hit:
-    return Hit(rank=rank, score=round(score, 4), similarity=round(similarity, 4), lexical=round(lexical, 3),
-               text=p.text, sentence=p.text[start:end], sentence_start=start, sentence_end=end, passage_id=p.id,
-               doc_id=p.doc_id, title=p.title, date=p.date, paragraph=p.paragraph, start=p.start, end=p.end,
-               context=p.context, other_sources=list(p.other_sources))
+    return Hit(**p.excerpt_fields(), passage_id=p.id, rank=rank, score=round(score, 4),
+               similarity=round(similarity, 4), lexical=round(lexical, 3), sentence=p.text[start:end],
+               sentence_start=start, sentence_end=end)
 
 
 def _merge_sources(hit: Hit, duplicate: Passage) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import Embedder
+from .embedder import Embedder
 from .errors import ModelError
 from .model_folder import max_sequence_length
 
@@ -41,11 +41,7 @@ class TorchEmbedder(Embedder):
     @property
     def model(self):
         """The SentenceTransformer, loaded once (thread-safe)."""
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load_model()
-        return self._model
+        return self._once("_model", self._load_model)
 
     def load(self) -> None:
         _ = self.model

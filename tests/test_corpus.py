@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.corpus import Corpus, Passage, Source, load_corpus, normalise, read_text
+from qa.ingest import Corpus, Passage, Source, load_corpus, normalise, read_text
 from qa.errors import QAError
 
 HERE = Path(__file__).resolve().parent
@@ -321,7 +321,7 @@ def test_normalise_folds_case_accents_and_punctuation():
 def test_similarity_join_finds_every_pair_brute_force_finds():
     import random
 
-    from qa.corpus import CONTAINMENT_MIN, CONTAINMENT_MIN_SHINGLES, JACCARD_MIN, _shingles, _similar_pairs
+    from qa.ingest.dedup import CONTAINMENT_MIN, CONTAINMENT_MIN_SHINGLES, JACCARD_MIN, _shingles, _similar_pairs
 
     rng = random.Random(7)
     vocab = [f"w{i}" for i in range(40)] + ["de", "la", "le"] * 10  # common words: shared shingles

@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO.parent / "shared" / "datasets"
 HEAVY = ("torch", "transformers", "sentence_transformers")
 
+pytestmark = pytest.mark.slow  # every test here runs or inspects the real engines
+
 
 @pytest.fixture(scope="module")
 def torch_embedder():
@@ -120,10 +122,10 @@ PATHS = {
     "REPL": """
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
-from qa.cli import open_retriever
 from qa.repl import Repl
+from qa.search import Retriever
 def factory():
-    retriever = open_retriever(INDEX, None, quiet=True)
+    retriever = Retriever.open(INDEX, build_missing=True)
     retriever.warm_up()
     return retriever
 with create_pipe_input() as pipe:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.corpus import load_corpus, read_text
+from qa.ingest import load_corpus, read_text
 from qa.errors import IndexStoreError
 from qa.index import PassageIndex, _build_lock, _token_counter, build_index, live_generation
 from qa.search import Retriever
@@ -232,6 +232,7 @@ def test_damaged_arrays_are_refused_then_repaired(corpus_index, tmp_path, embedd
 # --------------------------------------------------------------------------- the build lock
 
 
+@pytest.mark.slow  # `qa index` loads the model's tokenizer
 def test_lock_where_the_folder_cannot_be_written(tmp_path):
     line = one_error(qa("index", str(CORPUS), "--index", "/proc"))
     assert line == ("qa: error: cannot create /proc/.lock (No such file or directory): "

@@ -112,6 +112,7 @@ def test_empty_folder_is_an_error(tmp_path, embedder):
     assert live_generation(tmp_path / "idx") is None
 
 
+@pytest.mark.slow  # `qa index` loads the model's tokenizer
 def test_unusable_index_path_is_one_clear_error(tmp_path):
     (tmp_path / "afile").write_text("not a folder")
     for target, message in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "idx", "cannot create")):

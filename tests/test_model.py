@@ -22,6 +22,8 @@ QUESTIONS = [
     "Pourquoi Pyongyang ne veut-il plus de Mike Pompeo ?",
 ]
 
+pytestmark = pytest.mark.slow  # every test here builds, loads or checks the real model
+
 
 def paragraphs() -> list[str]:
     return [p.strip() for f in sorted(CORPUS.glob("*.txt")) for p in f.read_text().split("\n\n") if p.strip()]

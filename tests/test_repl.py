@@ -132,7 +132,7 @@ def test_bad_filter_prints_one_error_line_and_the_session_goes_on(session):
 
 
 def test_show_and_article(session, retriever):
-    from qa.corpus import read_text
+    from qa.ingest import read_text
 
     hit = retriever.ask(QUESTION, 5).hits[0]
     document = next(d for d in retriever.index.documents if d.doc_id == hit.doc_id)
@@ -350,3 +350,27 @@ def test_end_to_end_in_a_terminal(corpus_index, tmp_path):
     assert child.exitstatus == 0
     print(f"\nqa repl in a terminal: prompt after {prompt_at:.2f} s, first answer after {answer_at:.2f} s")
     assert QUESTION in (tmp_path / "state" / "history").read_text()
+
+
+# --------------------------------------------------------------------------- fast: the fake embedder
+
+
+def test_every_command_row_has_a_handler():
+    from qa.repl import BY_NAME, COMMANDS
+
+    for command in COMMANDS:
+        assert command.method is None or callable(getattr(Repl, command.method)), command
+    assert BY_NAME[":q"].name == ":quit" and BY_NAME[":more"].method == BY_NAME[":article"].method
+
+
+def test_a_session_over_the_fake_embedder(fake_retriever, tmp_path):
+    """The session's commands without the model: stats, k, filters, show, JSON."""
+    keys = ":stats\n:k 0\n:k 2\n:doc 003_*\nwhere did Kim meet Putin?\n:show 1\n:json on\n:stats\n:quit\n"
+    code, out = drive(lambda: fake_retriever, keys, tmp_path / "history")
+    assert code == 0
+    assert re.search(rf"passages: {len(fake_retriever.index)}\b", output_of(out, ":stats"))
+    assert "error: the number of hits must be at least 1 (got 0)" in output_of(out, ":k 0")
+    answer = output_of(out, "where did Kim meet Putin?")
+    assert [m.group(2)[:4] for m in _HEADER.finditer(answer)] == ["003_", "003_"]
+    assert "source:" in output_of(out, ":show 1") or "sources:" in output_of(out, ":show 1")
+    assert json.loads(output_of(out, ":stats", 1))["faiss"] == "IndexFlatIP"

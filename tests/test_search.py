@@ -33,7 +33,7 @@ def test_vladivostok_first_with_sentence_marked(retriever, question):
 
 
 def test_hit_carries_its_source(retriever):
-    from qa.corpus import read_text
+    from qa.ingest import read_text
 
     hit = retriever.search("Quelle chaîne de télévision russe a interviewé Kim ?", k=1)[0]
     assert hit.doc_id == "004_439350766ee36b46.txt" and "Rossiya 24" in hit.text

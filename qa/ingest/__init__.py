@@ -1,0 +1,79 @@
+"""Ingestion: files and folders of articles into passages, the unit that is embedded and retrieved.
+
+A passage is a paragraph of an article, because a paragraph is the smallest block that is still
+self-contained in news prose. Around the paragraphs, saved web pages carry clutter that must not
+be retrieved as an answer, so ingestion
+
+* reads ``.txt`` and ``.md`` files, recursively, in sorted order (deterministic ids and order),
+  decoding UTF-8 or, failing that, a detected encoding; a bad file is skipped with a warning,
+  never aborting the build;
+* splits the text into blank-line separated blocks and classifies each block as content,
+  heading/title (kept as the ``context`` of the paragraph it introduces), or boilerplate
+  (advertising markers, comment forms, share/subscribe/cookie/copyright notices, short lines
+  repeated within a document or across documents, and everything after a comment form);
+* parses a leading ``date 2019-04`` marker (or Markdown front matter) into the document's date;
+* splits a paragraph too long for the model at sentence boundaries, never truncating it;
+* indexes a paragraph that appears in several articles once, with every source recorded, using
+  near-duplicate detection (word 3-gram shingles, Jaccard resemblance or containment), because
+  agencies' copy is reused with small wording changes.
+
+Character offsets (``start``/``end``) index into :func:`read_text` of the source file, so an
+interface can show or highlight the passage inside the whole article.
+
+One module a step: :mod:`.files` (collecting, decoding), :mod:`.blocks` (paragraphs, Markdown,
+dates), :mod:`.classify` (boilerplate, headings), :mod:`.chunking` (passages that fit the
+model), :mod:`.dedup` (near-duplicates), :mod:`.sentences` (sentence spans). This module runs
+them in order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+
+from ..errors import QAError
+from ..records import Corpus, Document, Passage, Source
+from ..text import normalise, path_bytes, path_text, real_path, valid_text
+from .blocks import ParsedDocument, read_document
+from .chunking import MAX_TOKENS, CountTokens, document_passages, estimate_tokens, passage_id
+from .classify import repeated_short_keys
+from .dedup import deduplicate
+from .files import EXTENSIONS, collect_files, read_text
+
+__all__ = ["EXTENSIONS", "MAX_TOKENS", "Corpus", "Document", "Passage", "Source", "deduplicate", "estimate_tokens",
+           "load_corpus", "normalise", "passage_id", "path_bytes", "path_text", "read_text", "real_path",
+           "valid_text"]
+
+
+def load_corpus(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
+                count_tokens: CountTokens | None = None, max_tokens: int = MAX_TOKENS) -> Corpus:
+    """Read files/folders into a deduplicated list of passages that each fit ``max_tokens``.
+
+    ``count_tokens`` should be the model tokenizer's counter (applied to the text that will be
+    embedded, context included); without one a conservative estimate is used. Raises
+    :class:`QAError` for a path that does not exist or a folder without articles; a single bad
+    file only produces a warning.
+    """
+    if max_tokens < 1:
+        raise QAError(f"max_tokens must be at least 1, not {max_tokens}")
+    count = count_tokens or estimate_tokens
+    warnings: list[str] = []
+    parsed = [doc for f in collect_files(paths, warnings) if (doc := read_document(f, warnings))]
+    repeated = repeated_short_keys(parsed)
+    passages: list[Passage] = []
+    for doc in parsed:
+        found = document_passages(doc, repeated, count, max_tokens)
+        if not found:
+            warnings.append(f"{doc.file.display}: no passages (only headings or boilerplate)")
+        passages.extend(found)
+    unique = deduplicate(passages)
+    return Corpus(documents=_documents(parsed, unique), passages=unique, warnings=warnings)
+
+
+def _documents(parsed: list[ParsedDocument], passages: list[Passage]) -> list[Document]:
+    """Documents with the number of (deduplicated) passages that cite each."""
+    cites: Counter[str] = Counter()
+    for passage in passages:
+        cites.update({source.doc_id for source in passage.sources()})
+    return [doc.document(cites[doc.file.doc_id]) for doc in parsed]

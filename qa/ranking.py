@@ -1,0 +1,55 @@
+"""What a ranking may be asked for and tuned with: its modes, the hit count, its constants.
+
+Standard library only, so the command line can offer the modes without loading the search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from .errors import QAError
+
+Mode = Literal["default", "dense", "lexical", "hybrid"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RankingParams:
+    """The ranking's constants, chosen on the public sets and our own questions (EVALUATION.md,
+    WEAK_ANSWERS.md). Frozen, and passed to :class:`qa.search.Retriever`, so a script varies
+    them by making another (``RankingParams(weak_margin=0.05)``), never by patching globals;
+    a misspelt name is a TypeError."""
+
+    # Fusion weights of the max-normalised BM25 score against cosine similarity: same-language
+    # questions gain from names, numbers and rare words; cross-language ones only get noise.
+    lexical_weight_same_language: float = 0.05
+    lexical_weight_other_language: float = 0.0
+    candidates: int = 100  # per question, from FAISS and from BM25 each (at least 4 k)
+    # A passage's dense score: this much its own cosine, the rest its best sentence's cosine.
+    passage_weight: float = 0.5
+    duplicate_cosine: float = 0.97  # hits at least this close collapse into one, with every source
+    # Weak-answer signal: how far the best dense score stands above the candidates' median.
+    weak_margin: float = 0.032
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1 or not 0 <= self.passage_weight <= 1:
+            raise ValueError("candidates must be at least 1 and passage_weight within [0, 1]")
+
+
+DEFAULT_RANKING = RankingParams()
+
+
+def check_k(k: int, name: str = "the number of hits") -> int:
+    """`k` when it is at least 1; else the one-line error every surface gives, `name` being
+    what that surface calls it (`-k` on the command line)."""
+    if k < 1:
+        raise QAError(f"{name} must be at least 1 (got {k})")
+    return k
+
+
+def check_mode(mode: str) -> Mode:
+    """`mode` when it is one of MODES (a library caller may pass anything)."""
+    if mode not in MODES:
+        raise QAError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    return mode  # type: ignore[return-value]

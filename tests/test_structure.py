@@ -1,0 +1,90 @@
+"""The package's shape: no import cycle in qa/, counting imports inside functions, and a
+docstring that says each module's concern. Pure `ast`, nothing is imported or run."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "qa"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported(name: str, path: Path, known: set[str]) -> set[str]:
+    """The qa modules that `name` imports anywhere in its file (module level, in functions, under
+    TYPE_CHECKING): `import qa.x`, `from qa.x import y`, `from .x import y`, `from . import x`."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            modules_named = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known]
+            # `from . import render` imports the module qa.render; the package itself is already there
+            targets = modules_named if len(modules_named) == len(node.names) else [base, *modules_named]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]  # `qa.ingest.files.read_text` -> qa.ingest.files
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    found = modules()
+    return {name: imported(name, path, set(found)) for name, path in found.items()}
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path a -> ... -> a, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        state[node] = 2
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_graph_sees_lazy_and_relative_imports():
+    graph = import_graph()
+    assert "qa.errors" in graph["qa.cli"]  # imported inside main(), relatively
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_import_cycle_in_qa():
+    found = cycle(import_graph())
+    assert found is None, "import cycle: " + " -> ".join(found)
+
+
+def test_every_module_says_its_concern():
+    for name, path in modules().items():
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        assert doc and doc.strip(), f"{name} has no module docstring"
+        assert len(doc.splitlines()[0]) <= 100, f"{name}: the first docstring line is its concern, in one line"
