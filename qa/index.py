@@ -51,13 +51,12 @@ from .text import path_bytes, path_text, real_path
 
 FORMAT_VERSION = 2
 # Exact search while the sentence count (the larger of the two indexes) is below this, HNSW from
-# there on. Measured with `python -m bench --only scaling` (BENCHMARKS.md), three runs on
-# this 2-core machine: exact search costs 0.9-1.6 ms per 10k vectors per query, and a question
-# searches both indexes, so at 200k sentences (~45k passages) the pair costs 22-37 ms, as much as
-# embedding the question (25-32 ms): past that, search would dominate. HNSW (M=32, efSearch=128)
-# answers in 0.2-1.6 ms, but its recall@10 against exact search was 0.987 on real sentence
-# vectors (PIAF) and only 0.52 on 100k random vectors, so we stay exact while it is affordable.
-APPROXIMATE_FROM = 200_000
+# there on: the point where a question's two exact searches (passages and sentences) cost about as
+# much as embedding the question with the ONNX engine, so that past it search would dominate.
+# Exact search stays below it because HNSW's recall, high on real sentence vectors, is poor on
+# vectors without structure. The figures (cost per 10k vectors, the question's cost, recall) and
+# the crossover they give are in BENCHMARKS.md, from `python -m bench --only scaling`.
+APPROXIMATE_FROM = 100_000
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
 
 

@@ -345,6 +345,19 @@ def _write_sentence_transformer(hf_dir: Path, out: Path, max_seq_length: int) ->
     pooling = Pooling(transformer.auto_model.config.hidden_size, "mean")
     model = SentenceTransformer(modules=[transformer, pooling, Normalize()], prompts=dict(E5_PROMPTS), device="cpu")
     model.save(str(out), create_model_card=False)
+    _drop_load_state(out / "tokenizer_config.json")
+
+
+def _drop_load_state(path: Path) -> None:
+    """transformers records how the tokenizer was loaded (`local_files_only` follows
+    $HF_HUB_OFFLINE and the hub's state in the process): fix it, so the conversion's bytes do
+    not depend on the environment it ran in."""
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if "local_files_only" in config:
+        config["local_files_only"] = False
+        path.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def verify_model(folder: Path) -> list[str]:
