@@ -11,6 +11,7 @@ from .common import PIAF, log, spread, summarize
 from .state import Bench
 from .systems import PEERS
 from .timing import Runner, idle_vs_loaded, time_interleaved, warm_up
+from .workers import run_worker
 
 LATENCY_SYSTEMS = ("qa-onnx", "qa-onnx-dense", "qa-lexical", "qa-torch", "embed-onnx", "embed-torch", *PEERS)
 LOAD_SYSTEMS = ("qa-onnx", "qa-torch", *PEERS)
@@ -31,6 +32,8 @@ def section_latency(bench: Bench) -> dict:
                                "systems": {name: summarize(t) for name, t in timings.items()},
                                "threads": bench.engine_threads(list(runners)), "errors": dict(bench.system_errors)}
     bench.embed_ms = results["systems"]["embed-onnx"]["median_ms"]
+    log("latency: qa alone in a child process")
+    results["alone"] = run_worker("latency-alone", index=str(bench.corpus_index()), questions=questions)
     if bench.piaf_index is not None:
         results["piaf"] = _latency_piaf(bench)
     return results

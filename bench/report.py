@@ -54,8 +54,13 @@ def _md_targets(sections: dict) -> list[str]:
             rows.append(("`qa ask` start → answer ≥ 6× faster than torch", speedup,
                          f"{speedup:.1f}× ({torch_cold:.2f} s vs {onnx_cold:.2f} s)", speedup >= 6))
     p50 = _median(sections, "latency", "qa-onnx")
+    alone = _results(sections, "latency").get("alone", {}).get("systems", {}).get("qa-onnx", {}).get("median_ms")
+    if alone is not None:
+        rows.append(("warm `Retriever.search` p50 (onnx, default mode) ≤ 10 ms, qa alone in its process", alone,
+                     f"{alone:.1f} ms", alone <= 10))
     if p50 is not None:
-        rows.append(("warm `Retriever.search` p50 (onnx, default mode) ≤ 10 ms", p50, f"{p50:.1f} ms", p50 <= 10))
+        rows.append(("warm `Retriever.search` p50 (onnx, default mode) ≤ 10 ms, interleaved with the torch peers",
+                     p50, f"{p50:.1f} ms", p50 <= 10))
     ready = _median(sections, "repl", "onnx", "ready_median_s")
     if ready is not None:
         rows.append(("REPL launch → ready, onnx, median ≤ 1.5 s", ready, f"{ready:.2f} s", ready <= 1.5))

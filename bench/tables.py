@@ -93,6 +93,14 @@ def _md_latency(results: dict, section: dict) -> list[str]:
                    f"{fmt(r['median_ms'], 2)} | {fmt(r['p95_ms'], 2)} | {fmt(r['mean_ms'], 2)} | "
                    f"{ratio(r['median_ms'], plain)} |")
     out += _md_errors(results)
+    alone = results.get("alone", {}).get("systems")
+    if alone:
+        out += ["", "The same questions with qa alone in a child process (no torch peer loaded beside it; torch's "
+                    "OpenMP threads keep spinning after each of their calls and slow the next system in the "
+                    "interleaved table): qa, onnx (default mode) median "
+                    f"**{fmt(alone['qa-onnx']['median_ms'], 2)} ms** (p95 {fmt(alone['qa-onnx']['p95_ms'], 2)}), "
+                    f"query embedding alone {fmt(alone['embed-onnx']['median_ms'], 2)} ms "
+                    f"({results['alone'].get('threads')} threads)."]
     piaf = results.get("piaf")
     if piaf:
         out += ["", f"On the PIAF-size index ({piaf['passages']:,} passages, {piaf['sentences']:,} sentences), "

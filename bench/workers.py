@@ -110,5 +110,28 @@ def _index_txtai(params: dict) -> dict:
             "threads": torch.get_num_threads()}
 
 
+def _latency_alone(params: dict) -> dict:
+    """qa's warm latency in a process that holds nothing else: no torch peer whose threads keep
+    spinning after their own call and slow whatever runs next (as in the interleaved table)."""
+    from qa.search import Retriever
+
+    from .common import summarize
+
+    retriever = Retriever.open(params["index"])
+    retriever.warm_up()
+    timings: dict[str, list[float]] = {"qa-onnx": [], "embed-onnx": []}
+    for question in ["warm up", *params["questions"][:3]]:
+        retriever.search(question)
+    for question in params["questions"]:
+        for name, run in (("qa-onnx", lambda: retriever.search(question, k=5)),
+                          ("embed-onnx", lambda: retriever.embedder.embed_queries([question]))):
+            started = time.perf_counter()
+            run()
+            timings[name].append(time.perf_counter() - started)
+    return {"backend": retriever.embedder.backend, "threads": retriever.embedder.threads,
+            "systems": {name: summarize(t) for name, t in timings.items()}}
+
+
 TASKS: dict[str, Callable[[dict], dict]] = {"index-qa": _index_qa, "index-plain": _index_flat_peer,
-                                            "index-fastembed": _index_flat_peer, "index-txtai": _index_txtai}
+                                            "index-fastembed": _index_flat_peer, "index-txtai": _index_txtai,
+                                            "latency-alone": _latency_alone}
