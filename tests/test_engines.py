@@ -70,6 +70,12 @@ def test_over_long_passages_are_truncated_like_torch(onnx_embedder, torch_embedd
     assert onnx_embedder.count_tokens(long) > 2000
     cosine = float((onnx_embedder.embed_passages([long]) * torch_embedder.embed_passages([long])).sum())
     assert cosine >= MIN_COSINE
+    from tokenizers import Tokenizer
+
+    reference = Tokenizer.from_file(str(default_model_dir() / "tokenizer.json"))
+    reference.enable_truncation(512)
+    texts = ["passage: " + long, "passage: " + long[:1500], "x"]
+    assert onnx_embedder._token_ids(texts * 400) == [e.ids for e in reference.encode_batch(texts * 400)]
 
 
 def test_fast_question_tokenizer_equals_tokenizers():
