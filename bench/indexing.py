@@ -56,8 +56,6 @@ def _add_rates(result: dict, chars: int) -> None:
     result["passages_per_s"] = round(result["passages"] / seconds, 1)
     result["texts_per_s"] = round(result["embedded_texts"] / seconds, 1)
     result["kchars_per_s"] = round(chars / seconds / 1000, 2)
-    if "sentences" in result:
-        result["sentences_per_s"] = round(result["sentences"] / seconds, 1)
 
 
 def section_storage(bench: Bench) -> dict:
@@ -84,5 +82,7 @@ def _storage_of(name: str, path: Path) -> dict:
         times.append(time.perf_counter() - started)
     log(f"storage {name}: {sum(files.values()) / 1e6:.2f} MB, open {np.median(times) * 1000:.1f} ms")
     return {"bytes": sum(files.values()), "files": files, "passages": len(index),
-            "sentences": int(len(index.sentence_vectors)), "bytes_per_passage": round(sum(files.values()) / len(index)),
+            "tokens": int(index.tokens.offsets[-1]), "token_codec": index.manifest.tokens.kind,
+            "token_bytes_per_passage": round(sum(v for k, v in files.items() if k.startswith("token_")) / len(index)),
+            "bytes_per_passage": round(sum(files.values()) / len(index)),
             "first_open_ms": round(first * 1000, 2), "open": summarize(times)}

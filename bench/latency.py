@@ -28,7 +28,7 @@ def section_latency(bench: Bench) -> dict:
     log(f"latency: {len(questions)} questions x {len(runners)} systems")
     timings = time_interleaved(runners, questions)
     results: dict[str, Any] = {"questions": len(questions), "k": 5, "index": "corpus/",
-                               "passages": len(qa.index), "sentences": int(len(qa.index.sentence_vectors)),
+                               "passages": len(qa.index), "tokens": int(qa.index.tokens.offsets[-1]),
                                "systems": {name: summarize(t) for name, t in timings.items()},
                                "threads": bench.engine_threads(list(runners)), "errors": dict(bench.system_errors)}
     bench.embed_ms = results["systems"]["embed-onnx"]["median_ms"]
@@ -40,16 +40,20 @@ def section_latency(bench: Bench) -> dict:
 
 
 def _latency_piaf(bench: Bench) -> dict:
-    """qa's latency on the PIAF-size index (all its paragraphs and their sentences), on each engine:
-    the default corpus is too small to show what grows with the index (FAISS, BM25, candidate scoring)."""
+    """qa's latency on the PIAF-size index (all its paragraphs), on each engine, and without the
+    MaxSim rerank (what the rerank costs): the default corpus is too small to show what grows with
+    the index (FAISS, BM25, candidate scoring, token decoding)."""
     from qa.index import PassageIndex
+    from qa.ranking import RankingParams
     from qa.search import Retriever
 
     onnx = Retriever(PassageIndex.open(bench.piaf_index), bench.embedder)
+    no_rerank = Retriever(onnx.index, bench.embedder, RankingParams(rerank_depth=0))
     torch_qa = Retriever(onnx.index, bench.torch_embedder)
     threads = bench.torch_embedder.threads
     runners = {"embed-onnx": Runner(lambda q: bench.embedder.embed_queries([q])),
-               "qa-onnx": Runner(lambda q: onnx.search(q)), "qa-lexical": Runner(lambda q: onnx.search(q, mode="lexical")),
+               "qa-onnx": Runner(lambda q: onnx.search(q)), "qa-onnx-no-rerank": Runner(lambda q: no_rerank.search(q)),
+               "qa-lexical": Runner(lambda q: onnx.search(q, mode="lexical")),
                "embed-torch": Runner(lambda q: bench.torch_embedder.embed_queries([q]), threads),
                "qa-torch": Runner(lambda q: torch_qa.search(q), threads)}
     onnx.warm_up()
@@ -58,7 +62,7 @@ def _latency_piaf(bench: Bench) -> dict:
     queries = [json.loads(line)["question"] for line in
                (PIAF / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:50] if line.strip()]
     timings = time_interleaved(runners, queries)
-    return {"questions": len(queries), "passages": len(onnx.index), "sentences": int(len(onnx.index.sentence_vectors)),
+    return {"questions": len(queries), "passages": len(onnx.index), "tokens": int(onnx.index.tokens.offsets[-1]),
             "systems": {name: summarize(t) for name, t in timings.items()}}
 
 

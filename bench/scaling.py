@@ -23,7 +23,7 @@ def section_scaling(bench: Bench) -> dict:
     true nearest neighbour. Latency is one query at a time with k = CANDIDATES (what qa.search
     asks FAISS for); recall@10 compares HNSW's top 10 with the exact top 10. Random vectors in 384
     dimensions have no cluster structure, which makes them a hard case for HNSW: recall on real
-    embeddings is measured too when the PIAF index was built (its sentence vectors).
+    embeddings is measured too when the PIAF index was built (its passage vectors).
     """
     import faiss
 
@@ -32,10 +32,9 @@ def section_scaling(bench: Bench) -> dict:
                                "hnsw_budget_s": bench.hnsw_budget_s, "search_threads": faiss.omp_get_max_threads()}
     if bench.piaf_index is not None:
         results["real"] = _scaling_real(bench, bench.scaling_queries)
-        results["sentences_per_passage"] = results["real"].pop("sentences_per_passage")
     results["embed_ms"] = bench.embed_ms if bench.embed_ms is not None else _embed_latency(bench)
     results["embed_backend"] = bench.embedder.backend
-    results["fit"] = exact_cost_fit(rows, results["embed_ms"], results.get("sentences_per_passage"))
+    results["fit"] = exact_cost_fit(rows, results["embed_ms"])
     return results
 
 
@@ -150,7 +149,7 @@ def _hnsw_build_estimate(previous: tuple[int, float] | None, n: int) -> float | 
 
 
 def _scaling_real(bench: Bench, n_queries: int) -> dict:
-    """Exact vs HNSW on real vectors: the PIAF index's sentence vectors, queried with PIAF
+    """Exact vs HNSW on real vectors: the PIAF index's passage vectors, queried with PIAF
     questions embedded by the model. Small, but with the structure real embeddings have."""
     from qa.index import PassageIndex
 
@@ -158,9 +157,8 @@ def _scaling_real(bench: Bench, n_queries: int) -> dict:
     questions = [json.loads(line)["question"] for line in
                  (PIAF / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:n_queries] if line.strip()]
     queries = bench.embedder.embed_queries(questions)
-    row = compare_indexes(np.ascontiguousarray(index.sentence_vectors), queries, label="PIAF sentences")
-    row["what"] = "sentence vectors of the PIAF index, PIAF questions"
-    row["sentences_per_passage"] = round(len(index.sentence_vectors) / len(index), 2)
+    row = compare_indexes(np.ascontiguousarray(index.vectors), queries, label="PIAF passages")
+    row["what"] = "passage vectors of the PIAF index, PIAF questions"
     return row
 
 
@@ -181,9 +179,8 @@ def _embed_latency(bench: Bench) -> float:
 def exact_cost_fit(rows: list[dict], embed_ms: float, sentences_per_passage: float | None = None) -> dict:
     """Least-squares line through exact latency vs n, and where it crosses the embedding time.
 
-    qa runs two searches per question (passages and sentences) and switches both indexes to
-    HNSW when the *sentence* count reaches APPROXIMATE_FROM, so the crossover is reported both
-    for one index and for the pair.
+    qa runs one search per question, over the passage vectors, and switches to HNSW when the
+    passage count reaches APPROXIMATE_FROM.
     """
     from qa.index import APPROXIMATE_FROM
 

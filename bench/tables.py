@@ -9,7 +9,7 @@ from typing import Any
 from .indexing import INDEX_SYSTEMS
 
 SYSTEM_LABELS = {"qa-onnx": "qa, onnx (default mode)", "qa-onnx-dense": "qa, onnx, --mode dense",
-                 "qa-torch": "qa, torch (default mode)", "qa-lexical": "qa --mode lexical (BM25)",
+                 "qa-torch": "qa, torch (default mode)", "qa-lexical": "qa --mode lexical (BM25)", "qa-onnx-no-rerank": "qa, onnx, no MaxSim rerank",
                  "embed-onnx": "query embedding alone, onnx", "embed-torch": "query embedding alone, torch",
                  "qa-default": "qa (default)", "qa-dense": "qa --mode dense",
                  "plain": "plain sentence-transformers", "txtai": "txtai", "fastembed": "fastembed",
@@ -43,9 +43,10 @@ def _note(section: dict) -> str:
 def _md_indexing(results: dict, section: dict) -> list[str]:
     out = ["## Indexing" + _note(section), "",
            "Each build runs in a child process; peak RSS is its `ru_maxrss` (model and engine included). Index time "
-           "excludes model loading (listed apart). qa embeds every passage *and* every sentence (sentence vectors "
-           "mark the answer without embedding at question time); the peers embed raw blank-line paragraphs only.",
-           "", "| corpus | system | threads | passages | sentences | index time (s) | passages/s | sentences/s | "
+           "excludes model loading (listed apart). qa embeds every passage once (one forward pass gives its vector "
+           "and its stored tokens) and compresses the tokens; the peers embed raw blank-line paragraphs only. "
+           "Padding: share of the engine's token slots that were padding (qa's batches are sorted by length).",
+           "", "| corpus | system | threads | passages | stored tokens | index time (s) | passages/s | padding | "
            "texts embedded/s | kchars/s | model load (s) | RSS after load (MiB) | peak RSS (MiB) | "
            "unchanged re-index (s) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for corpus, row in results.items():
@@ -58,8 +59,8 @@ def _md_indexing(results: dict, section: dict) -> list[str]:
                            + " |" * 11)
                 continue
             out.append(f"| {label} | {SYSTEM_LABELS[system]} | {fmt(r.get('threads'))} | {fmt(r['passages'])} | "
-                       f"{fmt(r.get('sentences'))} | {fmt(r['index_s'], 2)} | {fmt(r['passages_per_s'])} | "
-                       f"{fmt(r.get('sentences_per_s'))} | {fmt(r['texts_per_s'])} | {fmt(r['kchars_per_s'], 2)} | "
+                       f"{fmt(r.get('tokens'))} | {fmt(r['index_s'], 2)} | {fmt(r['passages_per_s'])} | "
+                       f"{_percent(r.get('padding'))} | {fmt(r['texts_per_s'])} | {fmt(r['kchars_per_s'], 2)} | "
                        f"{fmt(r['model_load_s'], 1)} | {fmt(r['rss_after_model_mb'], 0)} | {fmt(r['peak_rss_mb'], 0)} | "
                        f"{fmt(r.get('unchanged_rebuild_s'), 2)} |")
     return out + [""]
@@ -67,11 +68,12 @@ def _md_indexing(results: dict, section: dict) -> list[str]:
 
 def _md_storage(results: dict, section: dict) -> list[str]:
     out = ["## Index size and load time" + _note(section), "",
-           "| index | passages | sentences | size on disk | bytes/passage | `PassageIndex.open` median (ms) | "
-           "first open in the process (ms) |", "|---|---|---|---|---|---|---|"]
+           "| index | passages | stored tokens | token codec | size on disk | bytes/passage | token bytes/passage | "
+           "`PassageIndex.open` median (ms) | first open in the process (ms) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
-        out.append(f"| {name} | {fmt(r['passages'])} | {fmt(r['sentences'])} | {r['bytes'] / 1e6:.2f} MB | "
-                   f"{fmt(r['bytes_per_passage'])} | {fmt(r['open']['median_ms'], 1)} | {fmt(r['first_open_ms'], 1)} |")
+        out.append(f"| {name} | {fmt(r['passages'])} | {fmt(r.get('tokens'))} | {r.get('token_codec', '-')} | "
+                   f"{r['bytes'] / 1e6:.2f} MB | {fmt(r['bytes_per_passage'])} | {fmt(r.get('token_bytes_per_passage'))} | "
+                   f"{fmt(r['open']['median_ms'], 1)} | {fmt(r['first_open_ms'], 1)} |")
     return out + ["", "The first open of the first index also pays the faiss import.", ""]
 
 
@@ -83,7 +85,7 @@ def _md_latency(results: dict, section: dict) -> list[str]:
     out = ["## Query latency (warm)" + _note(section), "",
            f"{results['questions']} seed questions (EN and FR, answerable or not), one at a time, k={results['k']}, "
            f"after 3 warm-up calls; systems interleaved question by question in a fresh shuffled order. Index: "
-           f"corpus/ ({results['passages']} passages, {results['sentences']} sentences). qa, torch is a `Retriever` "
+           f"corpus/ ({results['passages']} passages, {fmt(results.get('tokens'))} stored tokens). qa, torch is a `Retriever` "
            "over the same index with `load_embedder(backend=\"torch\")`.", "",
            "| system | threads | median (ms) | p95 (ms) | mean (ms) | median / plain sentence-transformers |",
            "|---|---|---|---|---|---|"]
@@ -103,8 +105,9 @@ def _md_latency(results: dict, section: dict) -> list[str]:
                     f"({results['alone'].get('threads')} threads)."]
     piaf = results.get("piaf")
     if piaf:
-        out += ["", f"On the PIAF-size index ({piaf['passages']:,} passages, {piaf['sentences']:,} sentences), "
-                    f"{piaf['questions']} PIAF questions, interleaved:", "",
+        out += ["", f"On the PIAF-size index ({piaf['passages']:,} passages, {fmt(piaf.get('tokens'))} stored tokens), "
+                    f"{piaf['questions']} PIAF questions, interleaved; *no rerank* is the same retriever with "
+                    "`RankingParams(rerank_depth=0)`, so the difference of the medians is what MaxSim costs:", "",
                 "| system | median (ms) | p95 (ms) |", "|---|---|---|"]
         for name, r in piaf["systems"].items():
             out.append(f"| {SYSTEM_LABELS.get(name, name)} | {fmt(r['median_ms'], 2)} | {fmt(r['p95_ms'], 2)} |")
@@ -206,7 +209,7 @@ def _md_scaling(results: dict, section: dict) -> list[str]:
 
 def _scaling_row(r: dict, hnsw_budget_s: float) -> str:
     e, h = r["exact"], r.get("hnsw")
-    label = fmt(r["n"]) + (" (real: PIAF sentences)" if r.get("what") else "")
+    label = fmt(r["n"]) + (" (real: PIAF passages)" if r.get("what") else "")
     if h:
         hnsw = (f"{fmt(h['median_ms'], 3)} | {fmt(h['p95_ms'], 3)} | {h['recall@10']:.3f} | {h['recall@1']:.3f} | "
                 f"{fmt(h['bytes_per_vector'], 0)} | {fmt(h['build_s'], 1)}")
@@ -229,11 +232,11 @@ def _scaling_claims(results: dict, rows: list[dict]) -> list[str]:
             "| claim | measured here |", "|---|---|",
             f"| exact search costs grow linearly with the vectors | {fit['ms_per_10k']:.2f} ms per 10k vectors, "
             f"intercept {fit['intercept_ms']:.2f} ms |",
-            f"| at `APPROXIMATE_FROM` sentences the two exact searches cost about as much as embedding the question | "
-            f"{fmt(fit.get('exact_pair_ms_at_approximate_from'))} ms for the pair at "
+            f"| at `APPROXIMATE_FROM` passages the exact search costs about as much as embedding the question | "
+            f"{fmt(fit.get('exact_ms_at_approximate_from'))} ms at "
             f"{fit['approximate_from']:,}, embedding ({results.get('embed_backend', 'onnx')}) {fit['embed_ms']:.1f} ms |",
             f"| HNSW (M={HNSW_M}, efSearch={HNSW_EF_SEARCH}) answers in about a millisecond | {hnsw_ms} |",
-            f"| HNSW's recall@10 is high on real sentence vectors, poor on random ones | {recalls} |"]
+            f"| HNSW's recall@10 is high on real passage vectors, poor on random ones | {recalls} |"]
 
 
 def _scaling_crossover(results: dict) -> list[str]:
@@ -245,12 +248,8 @@ def _scaling_crossover(results: dict) -> list[str]:
            f"(median, {results.get('embed_backend', 'onnx')} engine, same run), so one exact search becomes slower "
            f"than embedding the question at about **{fmt(fit['crossover_vectors'])} vectors**. At `APPROXIMATE_FROM` = "
            f"{fit['approximate_from']:,} an exact search would take about {fit['exact_ms_at_approximate_from']:.1f} ms.",
-           "", "qa counts *sentences* against `APPROXIMATE_FROM` (`_faiss_params(len(vectors.sentences))`) and searches "
-           "two indexes per question (passages and sentences), so an exact question scans both."]
-    if fit.get("sentences_per_passage"):
-        out[-1] += (f" With PIAF's {fit['sentences_per_passage']:.2f} sentences per passage, the pair costs about "
-                    f"{fit['exact_pair_ms_at_approximate_from']:.1f} ms at the threshold, and equals the embedding "
-                    f"time at about {fmt(fit['pair_crossover_sentences'])} sentences.")
+           "", "qa counts *passages* against `APPROXIMATE_FROM` (`_faiss_params(len(vectors.passages))`) and searches "
+           "one index per question (sentence vectors are gone: MaxSim over stored tokens replaced them)."]
     return out
 
 
@@ -258,3 +257,7 @@ SectionTable = Callable[[dict, dict], list[str]]
 TABLES: dict[str, SectionTable] = {"indexing": _md_indexing, "storage": _md_storage, "latency": _md_latency,
                                    "load": _md_load, "threads": _md_threads, "coldstart": _md_coldstart,
                                    "repl": _md_repl, "quality": _md_quality, "scaling": _md_scaling}
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"

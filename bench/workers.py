@@ -60,7 +60,7 @@ def _loaded_embedder(backend: str):
 
 
 def _index_qa(params: dict) -> dict:
-    """qa's own build (ingestion, passages and sentences embedded, FAISS, written to disk), then a
+    """qa's own build (ingestion, one forward pass per passage, tokens stored, FAISS, written to disk), then a
     second build of the unchanged corpus, which must embed nothing."""
     from qa.index import build_index, live_generation, read_manifest
 
@@ -69,12 +69,12 @@ def _index_qa(params: dict) -> dict:
     report = build_index([params["corpus"]], params["index"], embedder)
     build_s = time.perf_counter() - started
     generation = live_generation(Path(params["index"]))
-    sentences = int(np.load(generation / "sentence_spans.npy", mmap_mode="r").shape[0])
+    tokens = int(np.load(generation / "token_offsets.npy", mmap_mode="r")[-1])
     started = time.perf_counter()
     again = build_index([params["corpus"]], params["index"], embedder)
     return {"model_load_s": round(model_s, 2), "rss_after_model_mb": round(rss_model, 1),
             "index_s": round(build_s, 3), "passages": report.passages, "documents": report.documents,
-            "sentences": sentences, "embedded_texts": report.passages + sentences,
+            "tokens": tokens, "padding": report.padding, "embedded_texts": report.embedded,
             "faiss": read_manifest(generation).faiss["kind"], "backend": embedder.backend,
             "threads": embedder.threads,
             "unchanged_rebuild_s": round(time.perf_counter() - started, 3), "unchanged_embedded": again.embedded}

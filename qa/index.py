@@ -159,6 +159,7 @@ class BuildReport(BaseModel):
     full: bool
     reason: str | None = None
     warnings: list[str] = []
+    padding: float = 0.0  # share of the engine's token slots that were padding (batches sorted by length)
 
     def summary(self) -> str:
         how = "full rebuild" if self.full else "incremental"
@@ -633,7 +634,7 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
         reuse = {} if (full or reason or previous is None) else previous.reuse
         if previous is not None and previous.repaired and reuse:
             notes.append(f"re-embedded {previous.repaired} passages whose stored vectors were not finite numbers")
-        vectors, embedded = _vectors_for(corpus.passages, previous, reuse, embedder, progress)
+        vectors, embedded, padding = _vectors_for(corpus.passages, previous, reuse, embedder, progress)
         manifest = _manifest_for(identity, corpus, vectors, sources or [])
         try:
             _write_generation(index_dir, manifest, corpus, vectors)
@@ -644,7 +645,7 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
     return BuildReport(index=str(index_dir), documents=len(corpus.documents), passages=len(corpus.passages),
                        new=new, changed=changed, removed=removed, embedded=embedded,
                        seconds=time.perf_counter() - started, full=bool(full or reason or previous is None),
-                       reason=reason, warnings=corpus.warnings + notes)
+                       reason=reason, warnings=corpus.warnings + notes, padding=round(padding, 4))
 
 
 def _write_error(exc: OSError | RuntimeError) -> str:
@@ -769,7 +770,7 @@ def _manifest_for(identity: IndexIdentity, corpus: Corpus, vectors: Vectors, sou
 
 
 def _vectors_for(passages: list[Passage], previous: _Previous | None, reuse: dict, embedder,
-                 progress: bool) -> tuple[Vectors, int]:
+                 progress: bool) -> tuple[Vectors, int, float]:
     """Reuse stored vectors and tokens by content hash; embed the rest, one forward pass each.
 
     Reused token codes need the codebook they were made with: it is kept, unless it is none
@@ -802,7 +803,7 @@ def _vectors_for(passages: list[Passage], previous: _Previous | None, reuse: dic
     sentences = np.concatenate([b.sentences for b in blocks]).astype(np.uint16) if blocks else np.zeros(0, np.uint16)
     tokens = TokenStore(encoded.codebook, codes, offsets, sentences)
     vectors = Vectors(np.asarray(rows_p, np.float32).reshape(len(passages), -1), np.concatenate(rows_spans), tokens)
-    return vectors, len(missing)
+    return vectors, len(missing), encoded.padding
 
 
 def _faiss_params(n: int) -> ExactFaiss | HnswFaiss:

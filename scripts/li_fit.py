@@ -77,6 +77,28 @@ def codec(name: str, tokens: np.ndarray, seed: int = 0):
         pq.train(np.ascontiguousarray(sample))
         codes = pq.compute_codes(np.ascontiguousarray(tokens))
         return pq.decode(codes), m
+    if name.startswith("pca"):  # pcaDDD: a PCA projection to DDD dimensions, int8 per token with its scale
+        dims = int(name[3:])
+        rng = np.random.default_rng(seed)
+        sample = tokens[rng.choice(len(tokens), min(len(tokens), 100_000), replace=False)]
+        mean = sample.mean(0)
+        _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+        basis = vt[:dims]
+        projected = (tokens - mean) @ basis.T
+        scale = np.abs(projected).max(1, keepdims=True) / 127
+        q = np.round(projected / scale).astype(np.int8)
+        return (q.astype(np.float32) * scale) @ basis + mean, dims + 4
+    if name.startswith("opq"):  # a learnt rotation first (Ge et al. 2013), then PQ; inner products unchanged
+        m = int(name[3:])
+        rng = np.random.default_rng(seed)
+        sample = np.ascontiguousarray(tokens[rng.choice(len(tokens), min(len(tokens), 50_000), replace=False)])
+        opq = faiss.OPQMatrix(tokens.shape[1], m)
+        opq.niter = 8
+        opq.train(sample)
+        pq = faiss.ProductQuantizer(tokens.shape[1], m, 8)
+        pq.train(opq.apply(sample))
+        rotated = pq.decode(pq.compute_codes(opq.apply(np.ascontiguousarray(tokens))))
+        return opq.reverse_transform(rotated), m
     if name.startswith("rq"):  # residual against k-means centroids, then PQ of the residual
         m = int(name[2:])
         rng = np.random.default_rng(seed)
@@ -205,16 +227,18 @@ def main() -> None:
     parser.add_argument("--codecs", default="fp32,fp16,int8,pq32,pq48,pq64,pq96")
     parser.add_argument("--fit-codec", default="fp32")
     parser.add_argument("--out", type=Path, default=Path("/tmp/li_fit.json"))
+    parser.add_argument("--sets", default=",".join(FIT + HELD_OUT))
     args = parser.parse_args()
     codecs = args.codecs.split(",")
     features = {}
-    for name in FIT + HELD_OUT:
+    for name in args.sets.split(","):
         features[name] = load(name, codecs)
         print(f"loaded {name}: {len(features[name].gold)} questions", file=sys.stderr)
     grid = []
-    for depth, w_max, w_sent in itertools.product((10, 20, 30, 50), (0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
-                                                   (0, 0.25, 0.5)):
-        params = dict(depth=depth, w_dense=1.0, w_max=w_max, w_sent=w_sent, codec_name=args.fit_codec)
+    for depth, w_max, w_sent, lexical_scale in itertools.product(
+            (20, 30, 50), (0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0), (0, 0.25, 0.5), (1.0, 2.0, 3.0)):
+        params = dict(depth=depth, w_dense=1.0, w_max=w_max, w_sent=w_sent, codec_name=args.fit_codec,
+                      lexical_scale=lexical_scale)
         fit = [100 * per_question(features[n], **params).mean() for n in FIT]
         grid.append((sum(fit), params, fit))
     grid.sort(key=lambda g: -g[0])
@@ -225,7 +249,7 @@ def main() -> None:
     for label, (_, params, _) in (("with sentences", best_with), ("without sentences", best_without)):
         print(f"\n== {label}: {params}")
         report[label] = {"params": params}
-        for name in FIT + HELD_OUT:
+        for name in features:
             f = features[name]
             for c in codecs:
                 new = per_question(f, **{**params, "codec_name": c})
