@@ -12,7 +12,7 @@ Layout of an index folder::
         token_codes.npy  every passage's content tokens, compressed (qa.token_store), memory-mapped
         token_offsets.npy    int64 [n + 1]: passage i's tokens are rows offsets[i]:offsets[i + 1]
         token_sentences.npy  uint16 [T]: the sentence of its passage each token is in
-        token_codebook.npy   the product quantizer's centroids (absent when tokens are float16)
+        token_codebook.npy   float32 [dims + 1, dim]: the tokens' mean and principal axes (absent: float16)
         sentence_spans.npy   int32 [m, 3]: owning passage, start, end (offsets in its text)
 
 One forward pass per passage gives its vector and its tokens. Candidates come from the vectors
@@ -232,7 +232,7 @@ def nonfinite_passages(vectors: Vectors) -> np.ndarray:
     (product-quantised tokens are byte codes: always valid)."""
     bad = ~np.isfinite(vectors.passages).all(axis=1)
     tokens = vectors.tokens
-    if tokens.codebook.centroids is None and len(tokens.codes):
+    if tokens.codebook.axes is None and len(tokens.codes):
         bad_tokens = np.flatnonzero(~np.isfinite(np.asarray(tokens.codes)).all(axis=1))
         bad[np.searchsorted(tokens.offsets, bad_tokens, side="right") - 1] = True
     return bad
@@ -782,7 +782,7 @@ def _vectors_for(passages: list[Passage], previous: _Previous | None, reuse: dic
     inputs = [PassageInput(passages[i].embed_text(), len(passages[i].embed_text()) - len(passages[i].text),
                            spans_of[i][:, 1].astype(np.int64)) for i in missing]
     codebook = previous.codebook if (previous is not None and reuse) else None
-    retrain = codebook is not None and codebook.centroids is None
+    retrain = codebook is not None and codebook.axes is None
     decoded = [codebook.decode(block.codes) for _, _, block in reuse.values()] if retrain else None
     encoded = encode_passages(embedder, inputs, None if retrain else codebook, decoded,
                               progress=progress and len(inputs) > 64)
@@ -872,8 +872,8 @@ def _write_files(staging: Path, manifest: IndexManifest, corpus: Corpus, vectors
     tokens = vectors.tokens
     for name, array in zip(TOKEN_FILES, (tokens.codes, tokens.offsets, tokens.sentences)):
         np.save(staging / name, np.ascontiguousarray(array))
-    if tokens.codebook.centroids is not None:
-        np.save(staging / CODEBOOK_FILE, tokens.codebook.centroids)
+    if tokens.codebook.axes is not None:
+        np.save(staging / CODEBOOK_FILE, tokens.codebook.axes)
     faiss.write_index(make_faiss_index(vectors.passages, manifest.faiss), str(staging / "faiss.index"))
     raw = manifest.raw_sources or [None] * len(manifest.sources)
     (staging / "sources.json").write_text(json.dumps({"sources": manifest.sources, "raw_sources": raw}, indent=1))

@@ -231,8 +231,7 @@ class Retriever:
         if depth == 0 or len(qtokens) == 0 or self.params.maxsim_weight == 0:
             return order, fused
         top = order[:depth]
-        tokens, counts = self.index.tokens.tokens(rows[top])
-        scores, _ = maxsim(qtokens, tokens, counts)
+        scores = maxsim(*self.index.tokens.similarities(qtokens, rows[top]))
         fused = fused.copy()
         fused[top] += self.params.maxsim_weight * scores
         return np.concatenate([top[np.argsort(-fused[top], kind="stable")], order[depth:]]), fused
@@ -279,9 +278,9 @@ class Retriever:
         count = int(self.index.sentence_offsets[row + 1]) - first
         if qtokens is None or len(qtokens) == 0 or count <= 1:
             return first
-        tokens, _ = self.index.tokens.tokens(np.array([row]))
+        similarities, _ = self.index.tokens.similarities(qtokens, np.array([row]))
         a, b = self.index.tokens.offsets[row], self.index.tokens.offsets[row + 1]
-        number = best_sentence(qtokens @ tokens.T, np.asarray(self.index.tokens.sentences[a:b]))
+        number = best_sentence(similarities, np.asarray(self.index.tokens.sentences[a:b]))
         return first + min(number, count - 1) if number is not None else first
 
     def _near_duplicate(self, a: int, b: int) -> bool:

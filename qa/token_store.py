@@ -3,13 +3,15 @@
 One forward pass per passage gives its vector (the model's pooling) and its content tokens;
 the tokens are kept here so that a question's own tokens can be matched against a candidate's
 at search time (ColBERT's late interaction, Khattab & Zaharia 2020). Uncompressed they would
-cost ~140 KB a passage, so they are product-quantised (Jégou et al. 2011; FAISS's
-ProductQuantizer): each token is `m` bytes, one centroid id per subspace of the vector, with a
-codebook trained on a sample of the index's own tokens and kept beside the codes. An index with
-too few tokens to train a codebook keeps them in float16. The arrays are memory-mapped.
+cost ~140 KB a passage (float16), so each token is projected on the index's first principal
+axes (a PCA of a sample of its own tokens, kept beside the codes) and stored as int8 with one
+float32 scale: `dims + 4` bytes. Product quantisation at the same size or smaller lost more
+nDCG on every public set (EVALUATION.md, scripts/li_fit.py). The question's tokens are
+projected once, so scoring never decodes a passage's tokens back to full width. An index with
+too few tokens to train the projection keeps them in float16. The arrays are memory-mapped.
 
 Each token also records which sentence of its passage holds it, so the sentence that best
-matches the question is marked without sentence vectors (:func:`best_sentences`).
+matches the question is marked without sentence vectors (:func:`best_sentence`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,11 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-# Product quantisation: bytes per token (subquantizers of 8 bits each), chosen on the public
-# sets (EVALUATION.md, scripts/li_fit.py), and the training sample. A codebook of 256 centroids
-# per subspace wants ~39 points per centroid (FAISS's own warning threshold): fewer tokens than
-# that and the index keeps float16 tokens instead, which costs little at that size.
-PQ_BYTES = 64
-PQ_BITS = 8
-MIN_TRAIN_TOKENS = 256 * 39
+# Principal axes kept per token, chosen on the public sets (EVALUATION.md, scripts/li_fit.py);
+# the training sample, and the fewest tokens to train on (below that: float16 tokens, which cost
+# little at that size).
+PCA_DIMS = 128
+MIN_TRAIN_TOKENS = 10_000
 TRAIN_TOKENS = 65_536
 CONTEXT_SENTENCE = np.iinfo(np.uint16).max  # a token of the heading line, in no sentence
 
@@ -39,7 +39,7 @@ class TokenCodec(BaseModel):
     """How the tokens of a generation are stored (recorded in its manifest)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["pq", "fp16"]
+    kind: Literal["pca-int8", "fp16"]
     bytes_per_token: int
 
 
@@ -47,59 +47,71 @@ class TokenCodec(BaseModel):
 class TokenBlock:
     """Tokens of consecutive passages, in stored form."""
 
-    codes: np.ndarray  # uint8 [T, m] (pq) or float16 [T, dimension] (fp16)
+    codes: np.ndarray  # uint8 [T, dims + 4] (pca-int8) or float16 [T, dimension] (fp16)
     counts: np.ndarray  # int64 [n]: tokens per passage
     sentences: np.ndarray  # uint16 [T]: sentence number of each token within its passage
 
 
 class Codebook:
-    """A trained product quantizer (or none, for float16 storage): encode and decode tokens."""
+    """A token projection (mean and principal axes), or none for float16 storage."""
 
-    def __init__(self, centroids: np.ndarray | None, dimension: int):
-        self.centroids, self.dimension = centroids, dimension  # float32 [m, 256, dimension / m]
-        self._pq = None
-        if centroids is not None:
-            import faiss
-
-            m, ksub, _ = centroids.shape
-            self._pq = faiss.ProductQuantizer(dimension, m, int(np.log2(ksub)))
-            faiss.copy_array_to_vector(np.ascontiguousarray(centroids, np.float32).ravel(), self._pq.centroids)
+    def __init__(self, axes: np.ndarray | None, dimension: int):
+        # float32 [dims + 1, dimension]: row 0 the sample's mean, then the principal axes
+        self.axes, self.dimension = axes, dimension
 
     @classmethod
-    def train(cls, sample: np.ndarray, m: int = PQ_BYTES) -> Codebook:
-        """A codebook for `sample` (normalised float32 tokens), float16 when it is too small."""
+    def train(cls, sample: np.ndarray, dims: int = PCA_DIMS) -> Codebook:
+        """The projection for `sample` (normalised float32 tokens); float16 when it is too small."""
         dimension = sample.shape[1]
-        if len(sample) < MIN_TRAIN_TOKENS or dimension % m:
+        if len(sample) < MIN_TRAIN_TOKENS or dims >= dimension:
             return cls(None, dimension)
-        import faiss
-
-        pq = faiss.ProductQuantizer(dimension, m, PQ_BITS)
-        pq.verbose = False
-        pq.train(np.ascontiguousarray(sample, np.float32))
-        centroids = faiss.vector_to_array(pq.centroids).reshape(m, 1 << PQ_BITS, dimension // m)
-        return cls(centroids, dimension)
+        sample = np.asarray(sample, np.float64)
+        mean = sample.mean(0)
+        _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+        return cls(np.vstack([mean, vt[:dims]]).astype(np.float32), dimension)
 
     @property
     def codec(self) -> TokenCodec:
-        if self.centroids is None:
+        if self.axes is None:
             return TokenCodec(kind="fp16", bytes_per_token=2 * self.dimension)
-        return TokenCodec(kind="pq", bytes_per_token=self.centroids.shape[0])
+        return TokenCodec(kind="pca-int8", bytes_per_token=len(self.axes) - 1 + 4)
+
+    @property
+    def width(self) -> int:
+        """Columns of the stored codes."""
+        return self.dimension if self.axes is None else len(self.axes) - 1 + 4
 
     def encode(self, tokens: np.ndarray) -> np.ndarray:
-        if self._pq is None:
+        if self.axes is None:
             return tokens.astype(np.float16)
-        return self._pq.compute_codes(np.ascontiguousarray(tokens, np.float32))
+        projected = (tokens - self.axes[0]) @ self.axes[1:].T
+        scale = np.maximum(np.abs(projected).max(1, keepdims=True), 1e-12).astype(np.float32) / 127
+        codes = np.round(projected / scale).astype(np.int8)
+        return np.hstack([codes.view(np.uint8), scale.view(np.uint8)])
+
+    def similarities(self, question: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Cosines [question tokens, stored tokens] of normalised question tokens with stored
+        tokens: t ~ mean + p A, so q . t = q . mean + (q A^T) . p, without decoding t."""
+        if self.axes is None:
+            return question @ codes.astype(np.float32).T
+        projected, scales = self._unpack(codes)
+        return (question @ self.axes[1:].T) @ (projected * scales).T + (question @ self.axes[0])[:, None]
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        if self._pq is None:
+        """The stored tokens back in float32 (approximately, for the projection)."""
+        if self.axes is None:
             return codes.astype(np.float32)
-        return self._pq.decode(np.ascontiguousarray(codes))
+        projected, scales = self._unpack(codes)
+        return (projected * scales) @ self.axes[1:] + self.axes[0]
+
+    def _unpack(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dims = len(self.axes) - 1
+        codes = np.ascontiguousarray(codes)
+        return codes[:, :dims].view(np.int8).astype(np.float32), codes[:, dims:].copy().view(np.float32)
 
     def empty(self) -> np.ndarray:
         """Zero stored tokens of this codec (the codes of an empty passage list)."""
-        if self._pq is None:
-            return np.zeros((0, self.dimension), np.float16)
-        return np.zeros((0, self.centroids.shape[0]), np.uint8)
+        return np.zeros((0, self.width), np.float16 if self.axes is None else np.uint8)
 
 
 class TokenStore:
@@ -111,15 +123,15 @@ class TokenStore:
     @classmethod
     def open(cls, folder: Path, dimension: int) -> TokenStore:
         codebook_path = folder / CODEBOOK_FILE
-        centroids = np.load(codebook_path) if codebook_path.is_file() else None
+        axes = np.load(codebook_path) if codebook_path.is_file() else None
         codes, offsets, sentences = (np.load(folder / name, mmap_mode="r") for name in FILES)
-        return cls(Codebook(centroids, dimension), codes, np.asarray(offsets), sentences)
+        return cls(Codebook(axes, dimension), codes, np.asarray(offsets), sentences)
 
     def damage(self, passages: int, dimension: int) -> str | None:
         """Why these arrays cannot be this generation's tokens, or None (linear, numpy only)."""
         codec = self.codebook.codec
-        width = codec.bytes_per_token if codec.kind == "pq" else dimension
-        dtype = np.uint8 if codec.kind == "pq" else np.float16
+        width = self.codebook.width
+        dtype = np.float16 if codec.kind == "fp16" else np.uint8
         if self.codes.ndim != 2 or self.codes.shape[1] != width or self.codes.dtype != dtype:
             return f"token_codes.npy holds {self.codes.dtype}{list(self.codes.shape)}, expected {np.dtype(dtype)}[T, {width}]"
         o = self.offsets
@@ -135,24 +147,33 @@ class TokenStore:
         a, b = int(self.offsets[row]), int(self.offsets[row + 1])
         return TokenBlock(np.asarray(self.codes[a:b]), np.array([b - a]), np.asarray(self.sentences[a:b]))
 
-    def tokens(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(decoded float32 tokens of `rows`, one after the other; each row's token count)."""
+    def codes_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(stored codes of `rows`, one after the other; each row's token count)."""
         starts, ends = self.offsets[rows], self.offsets[rows + 1]
         index = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(rows) else np.zeros(0, int)
-        return self.codebook.decode(np.asarray(self.codes[index])), (ends - starts)
+        return np.asarray(self.codes[index]), (ends - starts)
+
+    def tokens(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 tokens of `rows` as stored, decoded; each row's token count)."""
+        codes, counts = self.codes_of(rows)
+        return self.codebook.decode(codes), counts
+
+    def similarities(self, question: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(cosines [question tokens, tokens of `rows`], each row's token count)."""
+        codes, counts = self.codes_of(rows)
+        return self.codebook.similarities(question, codes), counts
 
 
-def maxsim(question: np.ndarray, tokens: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(MaxSim per passage, the question-by-token cosines): for each passage, the mean over the
-    question's tokens of their best cosine among the passage's tokens. A passage without
-    tokens scores 0."""
-    similarities = question @ tokens.T  # [question tokens, all candidate tokens]
+def maxsim(similarities: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """MaxSim per passage from the question-by-token cosines of consecutive passages: the mean
+    over the question's tokens of their best cosine among the passage's tokens. A passage
+    without tokens scores 0."""
     scores = np.zeros(len(counts), np.float32)
     nonempty = counts > 0
     if similarities.size and nonempty.any():
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[nonempty]
         scores[nonempty] = np.maximum.reduceat(similarities, starts, axis=1).mean(0)
-    return scores, similarities
+    return scores
 
 
 def best_sentence(similarities: np.ndarray, sentences: np.ndarray) -> int | None:

@@ -117,9 +117,10 @@ def test_an_index_of_format_2_is_refused_with_the_rebuild_command_then_rebuilt(c
     assert len(PassageIndex.open(index_dir)) == report.passages
 
 
-def test_product_quantised_tokens_rank_as_float16_tokens_do(corpus_copy, tmp_path, embedder, monkeypatch):
-    """Above the training threshold tokens are product-quantised (the seed corpus is below it:
-    the threshold is lowered here); the codebook is kept by incremental builds."""
+def test_projected_int8_tokens_rank_as_float16_tokens_do(corpus_copy, tmp_path, embedder, monkeypatch):
+    """Above the training threshold tokens are projected on principal axes and stored as int8
+    (the seed corpus is below it: the threshold is lowered here); incremental builds keep the
+    projection."""
     import qa.passage_encoding
     import qa.token_store
 
@@ -127,11 +128,11 @@ def test_product_quantised_tokens_rank_as_float16_tokens_do(corpus_copy, tmp_pat
     assert exact.index.tokens.codebook.codec.kind == "fp16"
     monkeypatch.setattr(qa.token_store, "MIN_TRAIN_TOKENS", 2000)
     monkeypatch.setattr(qa.passage_encoding, "TRAIN_TOKENS", 2000)
-    index_dir = tmp_path / "pq"
+    index_dir = tmp_path / "pca"
     build_index([corpus_copy], index_dir, embedder)
     quantised = Retriever(PassageIndex.open(index_dir), embedder)
     codec = quantised.index.tokens.codebook.codec
-    assert codec.kind == "pq" and quantised.index.tokens.codes.shape[1] == codec.bytes_per_token == 64
+    assert codec.kind == "pca-int8" and quantised.index.tokens.codes.shape[1] == codec.bytes_per_token == 132
     questions = [json.loads(line)["question"] for line in
                  (REPO / "tests/data/seed_questions.jsonl").read_text().splitlines() if line.strip()]
     same = sum(a.hits[0].passage_id == b.hits[0].passage_id
@@ -145,7 +146,7 @@ def test_product_quantised_tokens_rank_as_float16_tokens_do(corpus_copy, tmp_pat
     assert "thon" in Retriever(PassageIndex.open(index_dir), embedder).search("pêche au thon", 1)[0].text
 
 
-def test_a_float16_token_store_becomes_quantised_when_the_index_grows(corpus_copy, tmp_path, embedder, monkeypatch):
+def test_a_float16_token_store_becomes_projected_when_the_index_grows(corpus_copy, tmp_path, embedder, monkeypatch):
     import qa.passage_encoding
     import qa.token_store
 
@@ -164,7 +165,7 @@ def test_a_float16_token_store_becomes_quantised_when_the_index_grows(corpus_cop
     report = build_index(None, index_dir, embedder)
     assert not report.full and 0 < report.embedded < report.passages
     index = PassageIndex.open(index_dir)
-    assert index.tokens.codebook.codec.kind == "pq" and index.manifest.tokens.kind == "pq"
+    assert index.tokens.codebook.codec.kind == "pca-int8" and index.manifest.tokens.kind == "pca-int8"
     hit = Retriever(index, embedder).search("where did Kim meet Putin?", 1)[0]
     assert "Vladivostok" in hit.text
 

@@ -89,7 +89,8 @@ def test_maxsim_is_the_mean_of_each_question_tokens_best_cosine():
     question = rng.normal(size=(4, 8)).astype(np.float32)
     counts = np.array([3, 0, 5, 1])
     tokens = rng.normal(size=(counts.sum(), 8)).astype(np.float32)
-    scores, similarities = maxsim(question, tokens, counts)
+    similarities = question @ tokens.T
+    scores = maxsim(similarities, counts)
     start = 0
     for i, n in enumerate(counts):
         block = tokens[start:start + n]
@@ -282,3 +283,19 @@ def test_default_locations_follow_the_project_folder(tmp_path, monkeypatch):
     assert paths.default_corpus() == tmp_path / "corpus"
     monkeypatch.setenv("QA_INDEX", "/elsewhere")
     assert paths.default_index_dir() == Path("/elsewhere")
+
+
+def test_projected_tokens_score_as_their_decoded_form_and_keep_low_rank_tokens():
+    rng = np.random.default_rng(3)
+    basis = rng.normal(size=(40, 384))  # tokens on 40 axes: the 128 kept axes hold them whole
+    tokens = rng.normal(size=(12_000, 40)) @ basis
+    tokens = (tokens / np.linalg.norm(tokens, axis=1, keepdims=True)).astype(np.float32)
+    codebook = Codebook.train(tokens)
+    assert codebook.codec.kind == "pca-int8" and codebook.codec.bytes_per_token == 132
+    codes = codebook.encode(tokens[:500])
+    assert codes.dtype == np.uint8 and codes.shape == (500, 132)
+    question = tokens[-3:]
+    direct = codebook.similarities(question, codes)
+    assert np.allclose(direct, question @ codebook.decode(codes).T, atol=1e-4)
+    assert np.abs(direct - question @ tokens[:500].T).max() < 0.02  # int8 rounding only
+    assert Codebook.train(tokens[:100]).codec.kind == "fp16"  # too few tokens to train on
