@@ -117,7 +117,7 @@ class Retriever:
         `http://host:19530` search the passage vectors in Milvus (`index` then names the local half).
         """
         location = parse_store(store, index)
-        if store is not None and location.kind == "milvus":
+        if store is not None:
             index = location.local
         if index is None and build_missing and store is None:
             embedder = load_embedder(model, backend=backend, threads=threads)

@@ -63,6 +63,7 @@ def parse_store(store: str | Path | None = None, index: str | Path | None = None
         if not db.endswith(".db"):
             raise QAError(f"--store {text}: Milvus Lite stores to a file whose name ends in .db (milvus:PATH.db)")
         path = Path(db).expanduser().resolve()
+        require_scale("milvus_lite", f"--store {text}")
         return StoreLocation("milvus", Path(index) if index else path.with_name(path.name + ".qa"), uri=str(path))
     if text.startswith(("http://", "https://")):
         parts = urlsplit(text)
@@ -74,6 +75,7 @@ def parse_store(store: str | Path | None = None, index: str | Path | None = None
             raise QAError(f"--store {text}: {collection!r} is not a Milvus collection name (letters, digits, _)")
         uri = f"{parts.scheme}://{parts.hostname}:{parts.port}"
         local = Path(index) if index else server_store_dir(parts.hostname, parts.port, collection)
+        require_scale("pymilvus", f"--store {text}")
         return StoreLocation("milvus", local, uri=uri, collection=collection, token=milvus_token())
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
         raise QAError(f"--store {text}: unknown kind of store; use a folder (FAISS), milvus:PATH.db or "
@@ -88,6 +90,7 @@ def require_scale(module: str, what: str):
     import importlib
 
     try:
+        importlib.import_module("pymilvus" if module == "milvus_lite" else module)  # Lite is reached through it
         return importlib.import_module(module)
     except ImportError:
         raise QAError(f"{what} needs the scale extra, which is not installed: {SCALE_INSTALL}") from None

@@ -18,7 +18,7 @@ from ..errors import IndexStoreError
 from ..records import Passage
 from .base import PassageFields, Restriction, StoreRecord
 from .location import StoreLocation
-from .milvus_store import MAX_LIMIT, NLIST_MAX, MilvusStore
+from .milvus_store import EXACT_BELOW, MAX_LIMIT, NLIST_MAX, MilvusStore
 
 OVERFETCH = 16  # extra hits asked for, so unknown hashes (a killed build's, the previous generation's) cost no round trip
 
@@ -62,10 +62,10 @@ def sync(location: StoreLocation, manifest, previous, passages: Sequence[Passage
         owner = _owner(store, location, previous, rebuild)
         identity = _identity(manifest)
         if not store.exists():
-            store.create(manifest.dimension, {**identity, "owner": owner}, nlist=nlist_for(len(passages)))
+            store.create(manifest.dimension, {**identity, "owner": owner}, **index_for(len(passages)))
         elif rebuild or store.properties().get("model_fingerprint") != manifest.model_fingerprint:
             store.drop()
-            store.create(manifest.dimension, {**identity, "owner": owner}, nlist=nlist_for(len(passages)))
+            store.create(manifest.dimension, {**identity, "owner": owner}, **index_for(len(passages)))
         else:
             store.load()
         wanted = merged_fields(passages)
@@ -95,6 +95,14 @@ def _owner(store: MilvusStore, location: StoreLocation, previous, rebuild: bool)
                               "index; name another collection (http://HOST:PORT/NAME, another milvus:PATH.db) "
                               "or replace it with --full")
     return mine or uuid.uuid4().hex
+
+
+def index_for(n: int) -> dict:
+    """The Milvus index of a collection created for about `n` vectors: FLAT (exact, as FAISS
+    exact) below EXACT_BELOW, else IVF_FLAT with `nlist_for(n)` lists."""
+    if n < EXACT_BELOW:
+        return {"index_type": "FLAT"}
+    return {"index_type": "IVF_FLAT", "nlist": nlist_for(n)}
 
 
 def nlist_for(n: int) -> int:

@@ -22,16 +22,19 @@ from ..errors import IndexStoreError
 from .base import PassageFields, Restriction, VectorStore
 from .location import StoreLocation, require_scale
 
-# Milvus Lite and server alike: IVF_FLAT, measured against HNSW and FLAT by
-# `python -m bench --only stores` (BENCHMARKS.md). nlist grows with the collection; nprobe is
-# a search parameter (at least nlist on a small collection: exhaustive, exact).
-INDEX_TYPE = "IVF_FLAT"
+# FLAT (exact) for a collection below EXACT_BELOW vectors, IVF_FLAT from there on: measured
+# against HNSW and FLAT by `python -m bench --only stores` (BENCHMARKS.md). nlist grows with the
+# collection; nprobe is a search parameter.
+EXACT_BELOW = 100_000
 NLIST_MAX = 4096
 NPROBE = 32
 MAX_SOURCES = 4096  # Milvus's largest ARRAY capacity: a passage cited by more keeps the first ones
 BATCH = 1000  # rows per insert call
 MAX_LIMIT = 16384  # Milvus's largest top-k
 PROPERTY_PREFIX = "qa."
+
+
+_LITE_CLIENTS: dict[str, int] = {}  # open MilvusStores per Milvus Lite file in this process
 
 
 def _escape(text: str) -> str:
@@ -50,7 +53,7 @@ class MilvusStore(VectorStore):
     def __init__(self, location: StoreLocation, client, dimension: int | None = None):
         self.location, self.client, self.collection = location, client, location.collection
         self.dimension = dimension
-        self.nprobe = NPROBE
+        self.search_params: dict = {"nprobe": NPROBE, "ef": 128}
 
     # ------------------------------------------------------------------ opening
 
@@ -66,6 +69,8 @@ class MilvusStore(VectorStore):
             client = pymilvus.MilvusClient(uri=location.uri, token=location.token or "")
         except Exception as exc:  # noqa: BLE001 - pymilvus raises its own hierarchy; one line
             raise IndexStoreError(_connect_error(location, exc)) from None
+        if location.lite:
+            _LITE_CLIENTS[location.uri] = _LITE_CLIENTS.get(location.uri, 0) + 1
         return cls(location, client)
 
     def exists(self) -> bool:
@@ -76,7 +81,8 @@ class MilvusStore(VectorStore):
         return {k.removeprefix(PROPERTY_PREFIX): v for k, v in (described.get("properties") or {}).items()
                 if k.startswith(PROPERTY_PREFIX)}
 
-    def create(self, dimension: int, properties: dict[str, str], nlist: int = 1024) -> None:
+    def create(self, dimension: int, properties: dict[str, str], nlist: int = 1024, index_type: str = "IVF_FLAT",
+               params: dict | None = None) -> None:
         """A new, empty, loaded collection with its index built explicitly."""
         from pymilvus import DataType, MilvusClient
 
@@ -88,7 +94,9 @@ class MilvusStore(VectorStore):
         schema.add_field("dates", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_SOURCES,
                          max_length=16)
         index = self.client.prepare_index_params()
-        index.add_index("vector", index_type=INDEX_TYPE, metric_type="IP", params={"nlist": nlist})
+        if params is None:
+            params = {"nlist": nlist} if index_type.startswith("IVF") else {}
+        index.add_index("vector", index_type=index_type, metric_type="IP", params=params)
         self.client.create_collection(self.collection, schema=schema, index_params=index,
                                       properties={PROPERTY_PREFIX + k: str(v) for k, v in properties.items()})
         self.client.load_collection(self.collection)
@@ -106,10 +114,21 @@ class MilvusStore(VectorStore):
         self.client.load_collection(self.collection)
 
     def close(self) -> None:
+        """Close the connection; the last store of a Milvus Lite file in this process also stops
+        its embedded server, which holds the file's lock (one process at a time)."""
+        if self.client is None:
+            return
         try:
             self.client.close()
         except Exception:  # noqa: BLE001 - closing a dead connection is not worth an error
             pass
+        self.client = None
+        if self.location.lite:
+            _LITE_CLIENTS[self.location.uri] -= 1
+            if not _LITE_CLIENTS[self.location.uri]:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self.location.uri)
 
     # ------------------------------------------------------------------ the interface
 
@@ -138,7 +157,7 @@ class MilvusStore(VectorStore):
             return [[] for _ in queries]
         found = self.client.search(self.collection, data=[np.asarray(q, np.float32) for q in np.atleast_2d(queries)],
                                    limit=min(k, MAX_LIMIT), filter=filter_expression(restriction),
-                                   search_params={"metric_type": "IP", "params": {"nprobe": self.nprobe}},
+                                   search_params={"metric_type": "IP", "params": self.search_params},
                                    output_fields=[])
         return [[(hit["pk"], float(hit["distance"])) for hit in hits] for hits in found]
 
@@ -166,8 +185,18 @@ class MilvusStore(VectorStore):
             iterator.close()
         return ids
 
-    def flush(self) -> None:
+    def flush(self, timeout: float = 600) -> None:
+        """Seal what was written and wait until the index covers it: until then Milvus searches
+        new rows with its interim index for growing segments (IVF, 128 lists), not ours."""
+        import time
+
         self.client.flush(self.collection)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.client.describe_index(self.collection, "vector")
+            if not int(state.get("pending_index_rows", 0)) and state.get("state", "Finished") == "Finished":
+                return
+            time.sleep(0.2)
 
 
 def filter_expression(restriction: Restriction | None) -> str:
