@@ -8,14 +8,16 @@ Layout of an index folder::
         passages.jsonl   one Passage a line (text, sources, offsets, content hash)
         documents.json   the documents and their sha256
         vectors.npy      float32 [n, dim], L2-normalised, row i = passage i
-        sentences.npy    float32 [m, dim], the sentences of every passage, passage by passage
+        faiss.index      the passage vectors: exact inner product, or HNSW from APPROXIMATE_FROM on
+        token_codes.npy  every passage's content tokens, compressed (qa.token_store), memory-mapped
+        token_offsets.npy    int64 [n + 1]: passage i's tokens are rows offsets[i]:offsets[i + 1]
+        token_sentences.npy  uint16 [T]: the sentence of its passage each token is in
+        token_codebook.npy   the product quantizer's centroids (absent when tokens are float16)
         sentence_spans.npy   int32 [m, 3]: owning passage, start, end (offsets in its text)
-        faiss.index      passages: exact inner product, or HNSW from APPROXIMATE_FROM sentences on
-        sentences.faiss  sentences, the same kind of index
 
-Sentences get vectors of their own because a question usually asks for one fact: a passage is
-scored by its own vector and by its best sentence (see `search`), and that sentence is the one
-marked as the answer, with no embedding at question time.
+One forward pass per passage gives its vector and its tokens. Candidates come from the vectors
+(and BM25); the best are reranked by MaxSim between the question's tokens and theirs (see
+`search`), and the sentence holding the best-matching tokens is the one marked as the answer.
 
 A build writes a new generation beside the live one and only then switches CURRENT, so a build
 killed at any moment (kill -9 included) leaves the previous index intact, and a reader that
@@ -51,17 +53,19 @@ from pydantic import BaseModel, Field, TypeAdapter
 from .errors import IndexStoreError, QAError
 from .ingest import load_corpus
 from .ingest.sentences import split_sentences
+from .passage_encoding import PassageInput, encode_passages
 from .paths import default_corpus, default_index_dir
 from .records import Corpus, Document, Passage
 from .stores import milvus_index
 from .stores.base import Restriction, StoreRecord
 from .stores.location import StoreLocation, parse_store
 from .text import path_bytes, path_text, real_path
+from .token_store import CODEBOOK_FILE, FILES as TOKEN_FILES, Codebook, TokenBlock, TokenCodec, TokenStore
 
-FORMAT_VERSION = 2
-# Exact search while the sentence count (the larger of the two indexes) is below this, HNSW from
-# there on: the point where a question's two exact searches (passages and sentences) cost about as
-# much as embedding the question with the ONNX engine, so that past it search would dominate.
+FORMAT_VERSION = 3  # 3: token store, no sentence vectors (format 2 is rebuilt in full)
+# Exact search while the passage count is below this, HNSW from there on: about where one exact
+# search costs as much as embedding the question with the ONNX engine, so that past it search
+# would dominate.
 # Exact search stays below it because HNSW's recall, high on real sentence vectors, is poor on
 # vectors without structure. The figures (cost per 10k vectors, the question's cost, recall) and
 # the crossover they give are in BENCHMARKS.md, from `python -m bench --only scaling`.
@@ -77,7 +81,7 @@ class _Params(BaseModel):
 
 
 class ExactFaiss(_Params):
-    """Exact inner-product search (IndexFlatIP): below APPROXIMATE_FROM sentences."""
+    """Exact inner-product search (IndexFlatIP): below APPROXIMATE_FROM passages."""
 
     kind: Literal["IndexFlatIP"] = "IndexFlatIP"
     exact: Literal[True] = True
@@ -136,6 +140,7 @@ class IndexManifest(IndexIdentity):
 
     dimension: int
     faiss: FaissParams
+    tokens: TokenCodec | None = None  # None only in manifests of format 2
     passages: int
     documents: int
     corpus_fingerprint: str
@@ -186,11 +191,11 @@ def _is_default(path: Path) -> bool:
 
 @dataclass
 class Vectors:
-    """Passage vectors and sentence vectors, aligned with a passage list."""
+    """Passage vectors, sentence spans and stored tokens, aligned with a passage list."""
 
     passages: np.ndarray  # [n, dim]
-    sentences: np.ndarray  # [m, dim]
     spans: np.ndarray  # [m, 3] int32: passage row, start, end
+    tokens: TokenStore
 
     def sentence_rows(self) -> np.ndarray:
         """offsets[i]:offsets[i+1] are the sentence rows of passage i (sentences are grouped)."""
@@ -199,24 +204,26 @@ class Vectors:
 
 def structural_damage(manifest: IndexManifest, passages: list[Passage], vectors: Vectors,
                       documents: int | None = None) -> str | None:
-    """Why the arrays cannot belong to these passages (shapes, counts, sentence spans), or None.
+    """Why the arrays cannot belong to these passages (shapes, counts, sentence spans, tokens),
+    or None.
 
     Linear in the index size and pure numpy, so it runs on every open: a file with a valid header
     and garbage after it must not turn into an IndexError on some question.
     """
     n, dim = len(passages), manifest.dimension
-    p, s, spans = vectors.passages, vectors.sentences, vectors.spans
+    p, spans = vectors.passages, vectors.spans
     if n != manifest.passages or (documents is not None and documents != manifest.documents):
         return (f"passages.jsonl or documents.json disagree with the manifest "
                 f"({n} passages, manifest {manifest.passages})")
-    for name, array in (("vectors.npy", p), ("sentences.npy", s)):
-        if array.ndim != 2 or array.shape[1] != dim or array.dtype.kind != "f":
-            return f"{name} holds {array.dtype}{list(array.shape)}, expected float vectors of {dim}"
+    if p.ndim != 2 or p.shape[1] != dim or p.dtype.kind != "f":
+        return f"vectors.npy holds {p.dtype}{list(p.shape)}, expected float vectors of {dim}"
     if len(p) != n:
         return f"vectors.npy has {len(p)} rows for {n} passages"
-    if spans.ndim != 2 or spans.shape != (len(s), 3) or spans.dtype.kind not in "iu":
-        return f"sentence_spans.npy holds {spans.dtype}{list(spans.shape)}, expected int [{len(s)}, 3]"
-    return _span_damage(passages, spans.astype(np.int64))
+    if spans.ndim != 2 or spans.shape[1:] != (3,) or spans.dtype.kind not in "iu":
+        return f"sentence_spans.npy holds {spans.dtype}{list(spans.shape)}, expected int [m, 3]"
+    if manifest.tokens is not None and vectors.tokens.codebook.codec != manifest.tokens:
+        return f"the token store is {vectors.tokens.codebook.codec.kind}, the manifest says {manifest.tokens.kind}"
+    return _span_damage(passages, spans.astype(np.int64)) or vectors.tokens.damage(n, dim)
 
 
 def _span_damage(passages: list[Passage], spans: np.ndarray) -> str | None:
@@ -232,10 +239,13 @@ def _span_damage(passages: list[Passage], spans: np.ndarray) -> str | None:
 
 
 def nonfinite_passages(vectors: Vectors) -> np.ndarray:
-    """Mask of the passages whose vector or one of whose sentence vectors is NaN or infinite."""
+    """Mask of the passages whose vector or one of whose float16 tokens is NaN or infinite
+    (product-quantised tokens are byte codes: always valid)."""
     bad = ~np.isfinite(vectors.passages).all(axis=1)
-    bad_sentences = ~np.isfinite(vectors.sentences).all(axis=1)
-    bad[np.unique(vectors.spans[bad_sentences, 0])] = True
+    tokens = vectors.tokens
+    if tokens.codebook.centroids is None and len(tokens.codes):
+        bad_tokens = np.flatnonzero(~np.isfinite(np.asarray(tokens.codes)).all(axis=1))
+        bad[np.searchsorted(tokens.offsets, bad_tokens, side="right") - 1] = True
     return bad
 
 
@@ -252,15 +262,15 @@ def _missing_message(path: Path) -> str:
 
 
 class PassageIndex:
-    """One generation of an index, loaded in memory (vectors, FAISS indexes, passages)."""
+    """One generation of an index, loaded (vectors, FAISS index, passages; tokens memory-mapped)."""
 
     def __init__(self, path: Path, generation: Path, manifest: IndexManifest, passages: list[Passage],
-                 documents: list[Document], vectors: Vectors, faiss_passages, faiss_sentences):
+                 documents: list[Document], vectors: Vectors, faiss_passages):
         self.path, self.generation, self.manifest = path, generation, manifest
         self.passages, self.documents = passages, documents
-        self.vectors, self.sentence_vectors, self.sentence_spans = vectors.passages, vectors.sentences, vectors.spans
+        self.vectors, self.sentence_spans, self.tokens = vectors.passages, vectors.spans, vectors.tokens
         self.sentence_offsets = vectors.sentence_rows()
-        self.faiss_passages, self.faiss_sentences = faiss_passages, faiss_sentences
+        self.faiss_passages = faiss_passages
         self.note: str | None = None  # why another generation than CURRENT's is used, if it is
         self.store = None  # a MilvusStore answering the passage search, when the manifest names one
         self._hash_rows: dict[str, list[int]] | None = None
@@ -279,6 +289,7 @@ class PassageIndex:
         generation = live_generation(path)
         if generation is None:
             raise IndexStoreError(_missing_message(path))
+        _check_format(path, read_manifest(generation))
         try:
             index = cls._load(path, generation)
         except (OSError, ValueError, RuntimeError) as exc:
@@ -300,18 +311,15 @@ class PassageIndex:
         documents = [Document.model_validate(d) for d in
                      json.loads((generation / "documents.json").read_text(encoding="utf-8"))]
         faiss_passages = faiss.read_index(str(generation / "faiss.index")) if manifest.store is None else None
-        faiss_sentences = faiss.read_index(str(generation / "sentences.faiss"))
-        for index in (faiss_passages, faiss_sentences):
-            if index is not None and isinstance(manifest.faiss, HnswFaiss):
-                index.hnsw.efSearch = manifest.faiss.efSearch
-        vectors = _read_vectors(generation)
-        return cls(path, generation, manifest, _read_passages(generation), documents, vectors,
-                   faiss_passages, faiss_sentences)
+        if faiss_passages is not None and isinstance(manifest.faiss, HnswFaiss):
+            faiss_passages.hnsw.efSearch = manifest.faiss.efSearch
+        vectors = _read_vectors(generation, manifest)
+        return cls(path, generation, manifest, _read_passages(generation), documents, vectors, faiss_passages)
 
     def damage(self) -> str | None:
         """The first sign of damage in this generation, or None; reads nothing more from disk."""
-        vectors = Vectors(self.vectors, self.sentence_vectors, self.sentence_spans)
-        counts = {"sentences.faiss": (self.faiss_sentences.d, self.faiss_sentences.ntotal)}
+        vectors = Vectors(self.vectors, self.sentence_spans, self.tokens)
+        counts = {}  # none when a Milvus store holds the passage vectors
         if self.faiss_passages is not None:
             counts["faiss.index"] = (self.faiss_passages.d, self.faiss_passages.ntotal)
         return _generation_damage(self.manifest, self.passages, len(self.documents), vectors, counts)
@@ -322,7 +330,7 @@ class PassageIndex:
 
     def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None,
                restriction: Restriction | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k passage rows for each query: by the passage's vector or by one of its sentences.
+        """Top-k passage rows for each query by the passage vectors.
 
         `subset` restricts the search to those passage rows, exactly, so a narrow filter still
         returns its best matches instead of whatever survives a global top-k. With a Milvus
@@ -333,28 +341,18 @@ class PassageIndex:
             return self._search_store(queries, k, subset, restriction)
         if subset is not None:
             return self._search_subset(queries, k, subset)
-        k_passages = min(k, len(self.passages))
-        k_sentences = min(k, len(self.sentence_vectors))
-        if k_passages == 0:
+        k = min(k, len(self.passages))
+        if k == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        p_scores, p_ids = self.faiss_passages.search(queries, k_passages)
-        s_scores, s_ids = self.faiss_sentences.search(queries, k_sentences) if k_sentences else (p_scores[:, :0],) * 2
-        owners = np.where(s_ids >= 0, self.sentence_spans[np.maximum(s_ids, 0), 0], -1)
-        return np.concatenate([p_scores, s_scores], 1), np.concatenate([p_ids, owners], 1)
+        return self.faiss_passages.search(queries, k)
 
     def _search_store(self, queries: np.ndarray, k: int, subset: np.ndarray | None,
                       restriction: Restriction | None) -> tuple[np.ndarray, np.ndarray]:
-        """Passages from the Milvus store (hashes mapped to this generation's rows, unknown ones
-        skipped), then sentences from the local sentence index when nothing restricts."""
+        """Passages from the Milvus store, hashes mapped to this generation's rows (unknown ones skipped)."""
         if self._hash_rows is None:
             self._hash_rows = milvus_index.hash_rows(self.passages)
-        p_scores, p_ids = milvus_index.search_rows(self.store, self._hash_rows, queries, min(k, len(self.passages)),
-                                                   subset, restriction)
-        if subset is not None or len(self.sentence_vectors) == 0:
-            return p_scores, p_ids
-        s_scores, s_ids = self.faiss_sentences.search(queries, min(k, len(self.sentence_vectors)))
-        owners = np.where(s_ids >= 0, self.sentence_spans[np.maximum(s_ids, 0), 0], -1)
-        return np.concatenate([p_scores, s_scores], 1), np.concatenate([p_ids, owners], 1)
+        return milvus_index.search_rows(self.store, self._hash_rows, queries, min(k, len(self.passages)),
+                                        subset, restriction)
 
     def close(self) -> None:
         """Release the store's connection (Milvus Lite serves one process at a time)."""
@@ -366,6 +364,13 @@ class PassageIndex:
         k = min(k, len(subset))
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, top, 1), subset[top]
+
+
+def _check_format(path: Path, manifest: IndexManifest) -> None:
+    """An index of another format is refused with the command that rebuilds it."""
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexStoreError(f"the index at {path} has format {manifest.format_version}, this version of qa reads "
+                              f"{FORMAT_VERSION}; rebuild it with {repair_command(path)} (then it is one full rebuild)")
 
 
 class IndexStats(BaseModel):
@@ -419,11 +424,12 @@ def inspect_index(path: Path) -> tuple[Path, IndexManifest]:
     if generation is None:
         raise IndexStoreError(_missing_message(path))
     manifest = read_manifest(generation)
+    _check_format(path, manifest)
     try:
         documents = json.loads((generation / "documents.json").read_text(encoding="utf-8"))
         counts = {name: _faiss_header(generation / name) for name in _faiss_files(manifest)}
         damage = _generation_damage(manifest, _read_passages(generation), len(documents),
-                                    _read_vectors(generation), counts)
+                                    _read_vectors(generation, manifest), counts)
     except (OSError, ValueError) as exc:
         damage = _describe(exc)
     if damage:
@@ -433,7 +439,7 @@ def inspect_index(path: Path) -> tuple[Path, IndexManifest]:
 
 def _faiss_files(manifest: IndexManifest) -> tuple[str, ...]:
     """The FAISS files of a generation: no faiss.index when a Milvus store holds the passages."""
-    return ("sentences.faiss",) if manifest.store is not None else ("faiss.index", "sentences.faiss")
+    return () if manifest.store is not None else ("faiss.index",)
 
 
 def _location_of(path: Path, manifest: IndexManifest) -> StoreLocation:
@@ -469,7 +475,7 @@ def _describe(exc: Exception, limit: int = 120) -> str:
 
 
 def _faiss_damage(manifest: IndexManifest, vectors: Vectors, counts: dict[str, tuple[int, int]]) -> str | None:
-    expected = {"faiss.index": len(vectors.passages), "sentences.faiss": len(vectors.sentences)}
+    expected = {"faiss.index": len(vectors.passages)}
     for name, (dim, ntotal) in counts.items():  # faiss.index is absent when a Milvus store holds the passages
         if (dim, ntotal) != (manifest.dimension, expected[name]):
             return f"{name} holds {ntotal} vectors of {dim}, expected {expected[name]} of {manifest.dimension}"
@@ -486,14 +492,14 @@ def _read_passages(generation: Path) -> list[Passage]:
             (generation / "passages.jsonl").read_text(encoding="utf-8").splitlines() if line]
 
 
-def _read_vectors(generation: Path) -> Vectors:
-    return Vectors(np.load(generation / "vectors.npy"), np.load(generation / "sentences.npy"),
-                   np.load(generation / "sentence_spans.npy"))
+def _read_vectors(generation: Path, manifest: IndexManifest) -> Vectors:
+    return Vectors(np.load(generation / "vectors.npy"), np.load(generation / "sentence_spans.npy"),
+                   TokenStore.open(generation, manifest.dimension))
 
 
 GENERATION_NAME = re.compile(r"g\d{6}")
-GENERATION_FILES = ("manifest.json", "passages.jsonl", "documents.json", "vectors.npy", "sentences.npy",
-                    "sentence_spans.npy", "faiss.index", "sentences.faiss")
+GENERATION_FILES = ("manifest.json", "passages.jsonl", "documents.json", "vectors.npy", "sentence_spans.npy",
+                    "faiss.index", *TOKEN_FILES)
 
 
 def live_generation(path: Path) -> Path | None:
@@ -546,8 +552,10 @@ def _complete(generation: Path) -> bool:
         manifest = _parse_manifest(generation)
     except (OSError, ValueError):
         return False
+    # Another format's files are not known here: its manifest is enough for the open to say
+    # "rebuild it" and for a build to rebuild it, instead of "damaged" or "no index".
     names = [n for n in GENERATION_FILES if n != "faiss.index" or manifest.store is None]
-    return all((generation / name).is_file() for name in names)
+    return manifest.format_version != FORMAT_VERSION or all((generation / n).is_file() for n in names)
 
 
 def recorded_sources(path: Path) -> list[str] | None:
@@ -688,7 +696,7 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
         reuse = {} if (full or reason or previous is None) else previous.reuse
         if previous is not None and previous.repaired and reuse:
             notes.append(f"re-embedded {previous.repaired} passages whose stored vectors were not finite numbers")
-        vectors, embedded = _vectors_for(corpus.passages, reuse, embedder, progress)
+        vectors, embedded = _vectors_for(corpus.passages, previous, reuse, embedder, progress)
         manifest = _manifest_for(identity, corpus, vectors, sources or [])
         milvus, stored = None, None
         if store is not None:  # the new vectors go to Milvus first; nothing there is deleted yet
@@ -772,8 +780,9 @@ class _Previous:
     """The live generation as a build sees it: what may be reused, and what must not be."""
 
     manifest: IndexManifest
-    reuse: dict  # content hash -> (passage vector, sentence vectors, spans)
+    reuse: dict  # content hash -> (passage vector, sentence spans [k, 2], stored token block)
     passages: list[Passage]
+    codebook: Codebook | None = None  # the codebook the reused token codes need
     damage: str | None = None  # the arrays cannot be trusted at all
     repaired: int = 0  # passages left out of `reuse` because their vectors are not finite
 
@@ -789,19 +798,27 @@ def _previous_state(index_dir: Path) -> _Previous | None:
     if generation is None:
         return None
     manifest = read_manifest(generation)
+    if manifest.format_version != FORMAT_VERSION:
+        return _Previous(manifest, {}, _read_passages_or_none(generation))
     try:
         passages = _read_passages(generation)
-        vectors = _read_vectors(generation)
-    except (OSError, ValueError) as exc:
+        vectors = _read_vectors(generation, manifest)
+        damage = structural_damage(manifest, passages, vectors)
+    except (OSError, ValueError, RuntimeError) as exc:
         return _Previous(manifest, {}, [], damage=_describe(exc, 80))
-    damage = structural_damage(manifest, passages, vectors)
     if damage:
         return _Previous(manifest, {}, passages, damage=damage)
     rows, bad = vectors.sentence_rows(), nonfinite_passages(vectors)
-    reuse = {p.content_hash(): (vectors.passages[i], vectors.sentences[rows[i]:rows[i + 1]],
-                                vectors.spans[rows[i]:rows[i + 1], 1:])
+    reuse = {p.content_hash(): (vectors.passages[i], vectors.spans[rows[i]:rows[i + 1], 1:], vectors.tokens.block(i))
              for i, p in enumerate(passages) if not bad[i]}
-    return _Previous(manifest, reuse, passages, repaired=int(bad.sum()))
+    return _Previous(manifest, reuse, passages, codebook=vectors.tokens.codebook, repaired=int(bad.sum()))
+
+
+def _read_passages_or_none(generation: Path) -> list[Passage]:
+    try:
+        return _read_passages(generation)
+    except (OSError, ValueError):
+        return []
 
 
 def _identity_for(embedder) -> IndexIdentity:
@@ -817,48 +834,53 @@ def _manifest_for(identity: IndexIdentity, corpus: Corpus, vectors: Vectors, sou
     for doc in sorted(corpus.documents, key=lambda d: d.doc_id):
         fingerprint.update(f"{doc.doc_id}\0{doc.sha256}\n".encode())
     return IndexManifest(
-        **dict(identity), dimension=int(vectors.passages.shape[1]), faiss=_faiss_params(len(vectors.sentences)),
+        **dict(identity), dimension=int(vectors.passages.shape[1]), faiss=_faiss_params(len(vectors.passages)),
+        tokens=vectors.tokens.codebook.codec,
         passages=len(corpus.passages), documents=len(corpus.documents),
         corpus_fingerprint=fingerprint.hexdigest()[:32], sources=[path_text(s) for s in sources],
         raw_sources=[path_bytes(s) for s in sources] if any(map(path_bytes, sources)) else [], built_at=time.time(),
     )
 
 
-def _vectors_for(passages: list[Passage], reuse: dict, embedder, progress: bool) -> tuple[Vectors, int]:
-    """Reuse stored vectors by content hash; embed the rest, passages and sentences, in one call.
+def _vectors_for(passages: list[Passage], previous: _Previous | None, reuse: dict, embedder,
+                 progress: bool) -> tuple[Vectors, int]:
+    """Reuse stored vectors and tokens by content hash; embed the rest, one forward pass each.
 
-    A passage of one sentence and no context reuses its own vector for that sentence.
+    Reused token codes need the codebook they were made with: it is kept, unless it is none
+    (float16 tokens, an index too small to train one) while this build has tokens enough.
     """
     missing = [i for i, p in enumerate(passages) if p.content_hash() not in reuse]
-    texts, plan = [], {}
-    for i in missing:
-        p = passages[i]
-        spans = split_sentences(p.text) or [(0, len(p.text))]
-        own = len(texts)
-        texts.append(p.embed_text())
-        if len(spans) == 1 and p.embed_text() == p.text:
-            plan[i] = (own, [own], spans)
-        else:
-            plan[i] = (own, list(range(len(texts), len(texts) + len(spans))), spans)
-            texts.extend(p.text[a:b] for a, b in spans)
-    fresh = embedder.embed_passages(texts, progress=progress and len(texts) > 64) if texts else None
-    rows_p, rows_s, rows_spans = [], [], []
+    spans_of = {i: np.asarray(split_sentences(passages[i].text) or [(0, len(passages[i].text))], np.int32)
+                for i in missing}
+    inputs = [PassageInput(passages[i].embed_text(), len(passages[i].embed_text()) - len(passages[i].text),
+                           spans_of[i][:, 1].astype(np.int64)) for i in missing]
+    codebook = previous.codebook if (previous is not None and reuse) else None
+    retrain = codebook is not None and codebook.centroids is None
+    decoded = [codebook.decode(block.codes) for _, _, block in reuse.values()] if retrain else None
+    encoded = encode_passages(embedder, inputs, None if retrain else codebook, decoded,
+                              progress=progress and len(inputs) > 64)
+    fresh = dict(zip(missing, range(len(missing))))
+    rows_p, rows_spans, blocks = [], [], []
     for i, p in enumerate(passages):
-        if i in plan:
-            own, sentence_rows, spans = plan[i]
-            vector, sentences, spans = fresh[own], fresh[sentence_rows], np.asarray(spans, np.int32)
+        if i in fresh:
+            vector, spans, block = encoded.vectors[fresh[i]], spans_of[i], encoded.blocks[fresh[i]]
         else:
-            vector, sentences, spans = reuse[p.content_hash()]
+            vector, spans, block = reuse[p.content_hash()]
+            if retrain:
+                block = TokenBlock(encoded.codebook.encode(codebook.decode(block.codes)), block.counts, block.sentences)
         rows_p.append(vector)
-        rows_s.append(sentences)
+        blocks.append(block)
         rows_spans.append(np.column_stack([np.full(len(spans), i, np.int32), spans]).astype(np.int32))
-    vectors = Vectors(np.asarray(rows_p, np.float32), np.concatenate(rows_s).astype(np.float32),
-                      np.concatenate(rows_spans))
+    codes = np.concatenate([b.codes for b in blocks]) if blocks else encoded.codebook.empty()
+    offsets = np.concatenate([[0], np.cumsum([len(b.codes) for b in blocks])]).astype(np.int64)
+    sentences = np.concatenate([b.sentences for b in blocks]).astype(np.uint16) if blocks else np.zeros(0, np.uint16)
+    tokens = TokenStore(encoded.codebook, codes, offsets, sentences)
+    vectors = Vectors(np.asarray(rows_p, np.float32).reshape(len(passages), -1), np.concatenate(rows_spans), tokens)
     return vectors, len(missing)
 
 
 def _faiss_params(n: int) -> ExactFaiss | HnswFaiss:
-    """The FAISS index for `n` vectors (qa counts sentences, the larger of the two indexes)."""
+    """The FAISS index for `n` passage vectors."""
     if n < APPROXIMATE_FROM:
         return ExactFaiss(approximate_from=APPROXIMATE_FROM)
     return HnswFaiss(M=HNSW_M, efConstruction=HNSW_EF_CONSTRUCTION, efSearch=HNSW_EF_SEARCH,
@@ -919,11 +941,14 @@ def _write_files(staging: Path, manifest: IndexManifest, corpus: Corpus, vectors
     (staging / "documents.json").write_text(
         json.dumps([d.model_dump() for d in corpus.documents], ensure_ascii=False, indent=1), encoding="utf-8")
     np.save(staging / "vectors.npy", vectors.passages)
-    np.save(staging / "sentences.npy", vectors.sentences)
     np.save(staging / "sentence_spans.npy", vectors.spans)
+    tokens = vectors.tokens
+    for name, array in zip(TOKEN_FILES, (tokens.codes, tokens.offsets, tokens.sentences)):
+        np.save(staging / name, np.ascontiguousarray(array))
+    if tokens.codebook.centroids is not None:
+        np.save(staging / CODEBOOK_FILE, tokens.codebook.centroids)
     if manifest.store is None:  # a Milvus store searches the passages instead
         faiss.write_index(make_faiss_index(vectors.passages, manifest.faiss), str(staging / "faiss.index"))
-    faiss.write_index(make_faiss_index(vectors.sentences, manifest.faiss), str(staging / "sentences.faiss"))
     raw = manifest.raw_sources or [None] * len(manifest.sources)
     (staging / "sources.json").write_text(json.dumps({"sources": manifest.sources, "raw_sources": raw}, indent=1))
     (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2))

@@ -26,15 +26,17 @@ class RankingParams:
     lexical_weight_same_language: float = 0.05
     lexical_weight_other_language: float = 0.0
     candidates: int = 100  # per question, from FAISS and from BM25 each (at least 4 k)
-    # A passage's dense score: this much its own cosine, the rest its best sentence's cosine.
-    passage_weight: float = 0.5
+    # Late interaction: the best `rerank_depth` candidates (by passage cosine + BM25) are
+    # reordered by passage cosine + maxsim_weight x MaxSim(question tokens, passage tokens) + BM25.
+    rerank_depth: int = 20
+    maxsim_weight: float = 1.0
     duplicate_cosine: float = 0.97  # hits at least this close collapse into one, with every source
     # Weak-answer signal: how far the best dense score stands above the candidates' median.
     weak_margin: float = 0.032
 
     def __post_init__(self) -> None:
-        if self.candidates < 1 or not 0 <= self.passage_weight <= 1:
-            raise ValueError("candidates must be at least 1 and passage_weight within [0, 1]")
+        if self.candidates < 1 or self.rerank_depth < 0 or self.maxsim_weight < 0:
+            raise ValueError("candidates must be at least 1, rerank_depth and maxsim_weight at least 0")
 
 
 DEFAULT_RANKING = RankingParams()

@@ -1,15 +1,18 @@
-"""Answering questions: dense retrieval fused with BM25, de-duplicated, sentence marked.
+"""Answering questions: dense retrieval fused with BM25, reranked by MaxSim, sentence marked.
 
 `Retriever.open()` loads an index; `search()` returns ranked :class:`Hit` objects and `ask()`
 the same plus the weak-answer signal. The ranking, per question:
 
-1. the question is embedded with the model's query prefix;
-2. candidates: the best passages by their own vector, by their best sentence and by BM25;
-3. fusion: a passage's dense score mixes its cosine and its best sentence's cosine, plus a
-   weighted, max-normalised BM25 score; the weight depends on whether the
-   question is in the corpus's language, since BM25 cannot match across languages;
-4. near-duplicates collapse into one hit listing every source;
-5. in each hit, the sentence closest to the question (its stored vector) is marked.
+1. the question is embedded with the model's query prefix: one pass gives its vector and its
+   content tokens;
+2. candidates: the best passages by their vector and by BM25;
+3. fusion: a passage's cosine plus a weighted, max-normalised BM25 score; the weight depends
+   on whether the question is in the corpus's language, since BM25 cannot match across
+   languages;
+4. late interaction: the best candidates are reranked with MaxSim added, the mean over the
+   question's tokens of their best cosine among the passage's stored tokens (qa.token_store);
+5. near-duplicates collapse into one hit listing every source;
+6. in each hit, the sentence whose own tokens best match the question's is marked.
 """
 
 from __future__ import annotations
@@ -35,13 +38,13 @@ from .records import Excerpt, Passage
 from .stores.base import Restriction
 from .stores.location import parse_store
 from .text import valid_text
+from .token_store import best_sentence, maxsim
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 # The constants by their former names, for scripts that read them.
 LEXICAL_WEIGHT_SAME_LANGUAGE = DEFAULT_RANKING.lexical_weight_same_language
 LEXICAL_WEIGHT_OTHER_LANGUAGE = DEFAULT_RANKING.lexical_weight_other_language
 CANDIDATES = DEFAULT_RANKING.candidates
-PASSAGE_WEIGHT = DEFAULT_RANKING.passage_weight
 DUPLICATE_COSINE = DEFAULT_RANKING.duplicate_cosine
 WEAK_MARGIN = DEFAULT_RANKING.weak_margin
 
@@ -158,7 +161,7 @@ class Retriever:
 
     def warm_up(self) -> None:
         """Load the model and the lexical index now rather than on the first question."""
-        self.embedder.embed_queries(["warm up"])
+        self.embedder.embed_queries_with_tokens(["warm up"])
         _ = self.lexical
 
     # ------------------------------------------------------------------ public API
@@ -185,11 +188,11 @@ class Retriever:
         filters = Filters(doc=doc, date_from=date_from, date_to=date_to)
         subset = self._subset(filters)
         restriction = self._restriction(filters) if subset is not None and self.index.store is not None else None
-        vectors = self.embedder.embed_queries(questions) if mode != "lexical" else None
+        embedded = self.embedder.embed_queries_with_tokens(questions) if mode != "lexical" else None
         answers = []
         for i, question in enumerate(questions):
-            qvec = vectors[i] if vectors is not None else None
-            ranked, confidence = self._rank(question, qvec, k, mode, subset, restriction)
+            query = (embedded.vectors[i], embedded.of(i)) if embedded is not None else None
+            ranked, confidence = self._rank(question, query, k, mode, subset, restriction)
             weak = mode != "lexical" and confidence < self.params.weak_margin
             answers.append(Answer(question=question, hits=ranked, weak=weak, confidence=round(confidence, 4),
                                   note="no passage answers this clearly" if weak else None))
@@ -201,8 +204,10 @@ class Retriever:
 
     # ------------------------------------------------------------------ ranking
 
-    def _rank(self, question: str, qvec: np.ndarray | None, k: int, mode: Mode,
+    def _rank(self, question: str, query: tuple[np.ndarray, np.ndarray] | None, k: int, mode: Mode,
               subset: np.ndarray | None, restriction: Restriction | None = None) -> tuple[list[Hit], float]:
+        """Candidates from the passage vectors and BM25, fused; the best reranked by MaxSim."""
+        qvec, qtokens = query if query is not None else (None, None)
         n_candidates = max(self.params.candidates, 4 * k)
         candidates: set[int] = set()
         if qvec is not None:
@@ -221,30 +226,29 @@ class Retriever:
         if not candidates:
             return [], 0.0
         rows = np.fromiter(sorted(candidates), np.int64)
-        dense, best_sentence = self._dense_scores(rows, qvec)
+        dense = self.index.vectors[rows] @ qvec if qvec is not None else np.zeros(len(rows), np.float32)
         lexical_scores = lexical[rows]
         lexical_norm = lexical_scores / lexical_scores.max() if lexical_scores.max() > 0 else lexical_scores
         fused = lexical_norm if mode == "lexical" else dense + weight * lexical_norm
         order = np.argsort(-fused, kind="stable")
-        hits = self._collapse(rows[order], fused[order], dense[order], lexical_scores[order], best_sentence[order], k)
+        if qtokens is not None:
+            order, fused = self._rerank(rows, order, fused, qtokens, k)
+        hits = self._collapse(rows[order], fused[order], dense[order], lexical_scores[order], qtokens, k)
         return hits, self._confidence(dense)
 
-    def _dense_scores(self, rows: np.ndarray, qvec: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Per candidate: passage_weight x passage cosine + the rest x best sentence cosine,
-        and the row of that best sentence."""
-        offsets = self.index.sentence_offsets
-        starts, ends = offsets[rows], offsets[rows + 1]
-        sentence_rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
-        if qvec is None:
-            return np.zeros(len(rows), np.float32), starts
-        passage = self.index.vectors[rows] @ qvec
-        sentence = self.index.sentence_vectors[sentence_rows] @ qvec
-        group_starts = np.concatenate([[0], np.cumsum(ends - starts)[:-1]])
-        best = np.maximum.reduceat(sentence, group_starts)
-        best_row = np.array([a + int(np.argmax(sentence[g:g + (b - a)]))
-                             for a, b, g in zip(starts, ends, group_starts)])
-        weight = self.params.passage_weight
-        return weight * passage + (1 - weight) * best, best_row
+    def _rerank(self, rows: np.ndarray, order: np.ndarray, fused: np.ndarray, qtokens: np.ndarray,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first max(rerank_depth, 2 k) candidates in `order` reordered by their fused score
+        plus maxsim_weight x MaxSim; the others follow in their order."""
+        depth = min(len(order), max(self.params.rerank_depth, 2 * k)) if self.params.rerank_depth else 0
+        if depth == 0 or len(qtokens) == 0 or self.params.maxsim_weight == 0:
+            return order, fused
+        top = order[:depth]
+        tokens, counts = self.index.tokens.tokens(rows[top])
+        scores, _ = maxsim(qtokens, tokens, counts)
+        fused = fused.copy()
+        fused[top] += self.params.maxsim_weight * scores
+        return np.concatenate([top[np.argsort(-fused[top], kind="stable")], order[depth:]]), fused
 
     def _lexical_weight(self, question: str, mode: Mode) -> float:
         if mode == "dense":
@@ -264,11 +268,11 @@ class Retriever:
             return 1.0  # too few passages to tell; never call an answer weak on that alone
         return float(dense_scores.max() - np.median(dense_scores))
 
-    def _collapse(self, rows, fused, dense, lexical, sentence_rows, k: int) -> list[Hit]:
+    def _collapse(self, rows, fused, dense, lexical, qtokens: np.ndarray | None, k: int) -> list[Hit]:
         """Take hits in order, folding a near-duplicate of an earlier hit into its sources."""
         kept: list[int] = []
         hits: list[Hit] = []
-        for row, score, sim, lex, sentence_row in zip(rows, fused, dense, lexical, sentence_rows):
+        for row, score, sim, lex in zip(rows, fused, dense, lexical):
             passage = self.index.passages[row]
             duplicate_of = next((j for j, r in enumerate(kept) if self._near_duplicate(r, int(row))), None)
             if duplicate_of is not None:
@@ -277,9 +281,21 @@ class Retriever:
             if len(hits) == k:
                 break
             kept.append(int(row))
-            _, start, end = (int(x) for x in self.index.sentence_spans[sentence_row])
+            _, start, end = (int(x) for x in self.index.sentence_spans[self._answer_sentence(int(row), qtokens)])
             hits.append(_hit(passage, len(hits) + 1, float(score), float(sim), float(lex), start, end))
         return hits
+
+    def _answer_sentence(self, row: int, qtokens: np.ndarray | None) -> int:
+        """The sentence row to mark: the one whose tokens best match the question's (MaxSim
+        over that sentence alone); the passage's first sentence without question tokens."""
+        first = int(self.index.sentence_offsets[row])
+        count = int(self.index.sentence_offsets[row + 1]) - first
+        if qtokens is None or len(qtokens) == 0 or count <= 1:
+            return first
+        tokens, _ = self.index.tokens.tokens(np.array([row]))
+        a, b = self.index.tokens.offsets[row], self.index.tokens.offsets[row + 1]
+        number = best_sentence(qtokens @ tokens.T, np.asarray(self.index.tokens.sentences[a:b]))
+        return first + min(number, count - 1) if number is not None else first
 
     def _near_duplicate(self, a: int, b: int) -> bool:
         return float(self.index.vectors[a] @ self.index.vectors[b]) >= self.params.duplicate_cosine

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedder import Embedder
+from .embedder import Embedder, TokenSequence, length_batches
 from .errors import ModelError
 from .model_folder import max_sequence_length
 
@@ -82,3 +82,32 @@ class TorchEmbedder(Embedder):
         # The prefix goes in as a prompt: a model that pools without its prompt tokens needs to know it.
         return self.model.encode(texts, prompt=prefix or None, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                                  show_progress_bar=progress)
+
+    def _forward(self, sequences: list[TokenSequence], batch_size: int, bar
+                 ) -> tuple[np.ndarray, list[np.ndarray], int]:
+        """The loaded SentenceTransformer's own modules over qa's token ids (the ONNX engine's
+        ids), so both engines read exactly the same tokens."""
+        import torch
+
+        model = self.model
+        pad = model.tokenizer.pad_token_id or 0
+        lengths = np.fromiter((len(s.ids) for s in sequences), np.int64, len(sequences))
+        vectors = np.empty((len(sequences), self.dimension), np.float32)
+        states: list[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
+        slots = 0
+        for rows in length_batches(lengths, batch_size):
+            width = int(lengths[rows].max())
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for j, row in enumerate(rows):
+                ids[j, :lengths[row]] = torch.tensor(sequences[row].ids)
+                mask[j, :lengths[row]] = 1
+            with torch.inference_mode():
+                out = model.forward({"input_ids": ids, "attention_mask": mask})
+            vectors[rows] = out["sentence_embedding"].float().numpy()
+            tokens = out["token_embeddings"].float().numpy()
+            for j, row in enumerate(rows):
+                states[row] = tokens[j, sequences[row].positions]
+            slots += len(rows) * int(lengths[rows].max())
+            bar.update(len(rows))
+        return vectors, states, slots

@@ -9,10 +9,12 @@ search run unchanged on it. It lives in tests/, not in the wheel.
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import dataclass
 
 import numpy as np
 
-from qa.embedder import Embedder
+from qa.embedder import Embedder, TokenSequence
 from qa.spec import ModelSpec
 
 FAKE_SPEC = ModelSpec(location="fake", model_id="fake (hashed character 3-grams)", fingerprint="fake-3grams-v1",
@@ -36,7 +38,7 @@ def ngram_vector(text: str, dimension: int, n: int = 3) -> np.ndarray:
 
 class FakeEmbedder(Embedder):
     """Vectors from :func:`ngram_vector`; the query/passage prefix is left out so questions and
-    passages share one space. Tokens are counted as words."""
+    passages share one space. Tokens are words, each word's token vector its own n-gram vector."""
 
     backend = "fake"
 
@@ -58,3 +60,25 @@ class FakeEmbedder(Embedder):
     def _encode(self, texts: list[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
         self.calls += 1
         return np.stack([ngram_vector(text, self._dimension) for text in texts])
+
+    def _sequences(self, texts: list[str], prefix: str) -> list[TokenSequence]:
+        sequences = []
+        for text in texts:
+            words = list(re.finditer(r"\S+", text))[: self._max - 2]
+            sequences.append(_WordSequence(list(range(len(words) + 2)), list(range(1, len(words) + 1)),
+                                           [w.start() for w in words], text, [w.group() for w in words]))
+        return sequences
+
+    def _forward(self, sequences, batch_size, bar):
+        self.calls += 1
+        vectors = np.stack([ngram_vector(s.text, self._dimension) for s in sequences])
+        states = [np.stack([ngram_vector(w, self._dimension) for w in s.words]) if s.words
+                  else np.zeros((0, self._dimension), np.float32) for s in sequences]
+        bar.update(len(sequences))
+        return vectors, states, sum(len(s.ids) for s in sequences)
+
+
+@dataclass
+class _WordSequence(TokenSequence):
+    text: str
+    words: list[str]

@@ -189,11 +189,11 @@ def _nan_vectors(generation: Path) -> None:
     np.save(path, vectors)
 
 
-def _nan_sentences(generation: Path) -> None:
-    path = generation / "sentences.npy"
-    vectors = np.load(path)
-    vectors[5, :7] = np.inf
-    np.save(path, vectors)
+def _nan_tokens(generation: Path) -> None:
+    path = generation / "token_codes.npy"  # float16 tokens: the seed corpus is too small for PQ
+    tokens = np.load(path)
+    tokens[np.load(generation / "token_offsets.npy")[5] + 2, :7] = np.inf
+    np.save(path, tokens)
 
 
 def _short_vectors(generation: Path) -> None:
@@ -204,7 +204,7 @@ def _short_vectors(generation: Path) -> None:
 @pytest.mark.parametrize("damage, message, repaired", [
     (_garbage_spans, "sentence_spans.npy: sentence owners are not in passage order", None),
     (_nan_vectors, "1 passages have vectors that are not finite numbers", 1),
-    (_nan_sentences, "1 passages have vectors that are not finite numbers", 1),
+    (_nan_tokens, "1 passages have vectors that are not finite numbers", 1),
     (_short_vectors, None, None),
 ])
 def test_damaged_arrays_are_refused_then_repaired(corpus_index, tmp_path, embedder, damage, message, repaired):
@@ -225,7 +225,7 @@ def test_damaged_arrays_are_refused_then_repaired(corpus_index, tmp_path, embedd
     else:
         assert report.full and "damaged" in report.reason and report.embedded == report.passages
     index = PassageIndex.open(index_dir)
-    assert np.isfinite(index.vectors).all() and np.isfinite(index.sentence_vectors).all()
+    assert np.isfinite(index.vectors).all() and np.isfinite(index.tokens.codebook.decode(np.asarray(index.tokens.codes))).all()
     assert "Vladivostok" in answers(index_dir, embedder)
 
 
@@ -320,13 +320,13 @@ def test_faiss_write_error_is_one_line_and_cleans_up(corpus_index, tmp_path, emb
 
 def test_full_tmpfs_fails_in_faiss_write(corpus_index, tmp_path, embedder):
     """A real small filesystem with room for the index and the next generation up to half of
-    sentences.faiss (the last big file): faiss.write_index hits ENOSPC, a RuntimeError."""
+    faiss.index (the last big file): faiss.write_index hits ENOSPC, a RuntimeError."""
     mount = tmp_path / "mnt"
     mount.mkdir()
     pages = {f.name: -(-f.stat().st_size // 4096) for f in live_generation(corpus_index).iterdir()}
-    before_faiss = ("passages.jsonl", "documents.json", "vectors.npy", "sentences.npy", "sentence_spans.npy",
-                    "faiss.index")
-    room = sum(pages.values()) + 2 + sum(pages[n] for n in before_faiss) + pages["sentences.faiss"] // 2
+    before_faiss = ("passages.jsonl", "documents.json", "vectors.npy", "sentence_spans.npy", "token_codes.npy",
+                    "token_offsets.npy", "token_sentences.npy")
+    room = sum(pages.values()) + 2 + sum(pages[n] for n in before_faiss) + pages["faiss.index"] // 2
     if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={room * 4096}", "tmpfs", str(mount)],
                       capture_output=True).returncode != 0:
         pytest.skip("mounting a tmpfs is not permitted here")

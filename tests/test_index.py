@@ -33,7 +33,12 @@ def test_default_corpus_index(corpus_index):
     index = PassageIndex.open(corpus_index)
     assert index.manifest.documents == 5
     assert len(index) == index.vectors.shape[0] == index.faiss_passages.ntotal > 40
-    assert len(index.sentence_vectors) == index.faiss_sentences.ntotal >= len(index)
+    tokens = index.tokens  # one forward pass per passage: its content tokens, stored
+    assert len(tokens.offsets) == len(index) + 1 and (np.diff(tokens.offsets) > 0).all()
+    assert index.manifest.tokens == tokens.codebook.codec and tokens.codebook.codec.kind == "fp16"  # small: no PQ
+    decoded = tokens.codebook.decode(np.asarray(tokens.codes))
+    assert np.allclose(np.linalg.norm(decoded, axis=1), 1, atol=1e-2)
+    assert len(index.sentence_spans) >= len(index)
     assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1, atol=1e-4)
     assert index.manifest.faiss["kind"] == "IndexFlatIP"
     assert index.manifest.query_prefix == "query: " and index.manifest.passage_prefix == "passage: "
@@ -90,6 +95,78 @@ def test_format_mismatch_forces_full_rebuild(corpus_index, tmp_path, embedder):
     (generation / "manifest.json").write_text(json.dumps(manifest))
     report = build_index(None, index_dir, embedder)
     assert report.full and "format" in report.reason
+
+
+def test_an_index_of_format_2_is_refused_with_the_rebuild_command_then_rebuilt(corpus_index, tmp_path, embedder):
+    index_dir = tmp_path / "idx"
+    shutil.copytree(corpus_index, index_dir)
+    generation = live_generation(index_dir)
+    manifest = json.loads((generation / "manifest.json").read_text())
+    manifest["format_version"] = 2
+    manifest.pop("tokens")
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("token_codes.npy", "token_offsets.npy", "token_sentences.npy"):
+        (generation / name).unlink()
+    shutil.copy(generation / "vectors.npy", generation / "sentences.npy")  # what format 2 held
+    shutil.copy(generation / "faiss.index", generation / "sentences.faiss")
+    with pytest.raises(IndexStoreError, match=r"has format 2, this version of qa reads 3; rebuild it with "
+                                              rf"`qa index --index {index_dir}`"):
+        PassageIndex.open(index_dir)
+    report = build_index(None, index_dir, embedder)
+    assert report.full and "index format 2" in report.reason and report.embedded == report.passages
+    assert len(PassageIndex.open(index_dir)) == report.passages
+
+
+def test_product_quantised_tokens_rank_as_float16_tokens_do(corpus_copy, tmp_path, embedder, monkeypatch):
+    """Above the training threshold tokens are product-quantised (the seed corpus is below it:
+    the threshold is lowered here); the codebook is kept by incremental builds."""
+    import qa.passage_encoding
+    import qa.token_store
+
+    exact = Retriever(PassageIndex.open(build_index([corpus_copy], tmp_path / "fp16", embedder).index), embedder)
+    assert exact.index.tokens.codebook.codec.kind == "fp16"
+    monkeypatch.setattr(qa.token_store, "MIN_TRAIN_TOKENS", 2000)
+    monkeypatch.setattr(qa.passage_encoding, "TRAIN_TOKENS", 2000)
+    index_dir = tmp_path / "pq"
+    build_index([corpus_copy], index_dir, embedder)
+    quantised = Retriever(PassageIndex.open(index_dir), embedder)
+    codec = quantised.index.tokens.codebook.codec
+    assert codec.kind == "pq" and quantised.index.tokens.codes.shape[1] == codec.bytes_per_token == 64
+    questions = [json.loads(line)["question"] for line in
+                 (REPO / "tests/data/seed_questions.jsonl").read_text().splitlines() if line.strip()]
+    same = sum(a.hits[0].passage_id == b.hits[0].passage_id
+               for a, b in zip(exact.ask_many(questions, 3), quantised.ask_many(questions, 3)))
+    assert same >= 0.9 * len(questions)
+    codebook = (live_generation(index_dir) / "token_codebook.npy").read_bytes()
+    (corpus_copy / "new.txt").write_text("Un tout nouveau paragraphe sur la pêche au thon en Bretagne.\n")
+    report = build_index(None, index_dir, embedder)
+    assert report.embedded == 1 and not report.full
+    assert (live_generation(index_dir) / "token_codebook.npy").read_bytes() == codebook
+    assert "thon" in Retriever(PassageIndex.open(index_dir), embedder).search("pêche au thon", 1)[0].text
+
+
+def test_a_float16_token_store_becomes_quantised_when_the_index_grows(corpus_copy, tmp_path, embedder, monkeypatch):
+    import qa.passage_encoding
+    import qa.token_store
+
+    monkeypatch.setattr(qa.token_store, "MIN_TRAIN_TOKENS", 2500)
+    monkeypatch.setattr(qa.passage_encoding, "TRAIN_TOKENS", 2500)
+    articles = sorted(corpus_copy.iterdir())
+    held_back = tmp_path / "later"
+    held_back.mkdir()
+    for path in articles[2:]:
+        shutil.move(path, held_back / path.name)
+    index_dir = tmp_path / "idx"
+    build_index([corpus_copy], index_dir, embedder)
+    assert PassageIndex.open(index_dir).tokens.codebook.codec.kind == "fp16"
+    for path in held_back.iterdir():
+        shutil.move(path, corpus_copy / path.name)
+    report = build_index(None, index_dir, embedder)
+    assert not report.full and 0 < report.embedded < report.passages
+    index = PassageIndex.open(index_dir)
+    assert index.tokens.codebook.codec.kind == "pq" and index.manifest.tokens.kind == "pq"
+    hit = Retriever(index, embedder).search("where did Kim meet Putin?", 1)[0]
+    assert "Vladivostok" in hit.text
 
 
 def test_missing_index_is_clear(tmp_path):

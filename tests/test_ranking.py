@@ -16,6 +16,7 @@ from qa.index import (ExactFaiss, HnswFaiss, IndexManifest, PassageIndex, Vector
                       make_faiss_index, read_manifest)
 from qa.records import Document, Passage, Source
 from qa.search import MODES, Filters, Mode, RankingParams, Retriever, _date_in
+from qa.token_store import CONTEXT_SENTENCE, Codebook, TokenStore, best_sentence, maxsim
 
 from .conftest import CORPUS
 from .fake_embedder import FakeEmbedder, ngram_vector
@@ -83,19 +84,49 @@ def test_a_filtered_search_is_exact_within_the_subset(fake_retriever):
 # --------------------------------------------------------------------------- scores
 
 
-def test_dense_score_mixes_the_passage_and_its_best_sentence(fake_retriever):
-    index = fake_retriever.index
-    qvec = fake_retriever.embedder.embed_queries([QUESTION])[0]
-    rows = np.arange(len(index))
-    for weight in (0.5, 0.2):
-        retriever = Retriever(index, fake_retriever.embedder, RankingParams(passage_weight=weight))
-        dense, best_rows = retriever._dense_scores(rows, qvec)
-        for row in (0, 7, len(index) - 1):
-            a, b = index.sentence_offsets[row], index.sentence_offsets[row + 1]
-            sentences = index.sentence_vectors[a:b] @ qvec
-            expected = weight * float(index.vectors[row] @ qvec) + (1 - weight) * float(sentences.max())
-            assert dense[row] == pytest.approx(expected, abs=1e-6)
-            assert best_rows[row] == a + int(np.argmax(sentences))
+def test_maxsim_is_the_mean_of_each_question_tokens_best_cosine():
+    rng = np.random.default_rng(1)
+    question = rng.normal(size=(4, 8)).astype(np.float32)
+    counts = np.array([3, 0, 5, 1])
+    tokens = rng.normal(size=(counts.sum(), 8)).astype(np.float32)
+    scores, similarities = maxsim(question, tokens, counts)
+    start = 0
+    for i, n in enumerate(counts):
+        block = tokens[start:start + n]
+        expected = np.mean([max(float(q @ t) for t in block) for q in question]) if n else 0.0
+        assert scores[i] == pytest.approx(expected, abs=1e-5)
+        start += n
+    assert similarities.shape == (4, counts.sum())
+
+
+def test_best_sentence_is_the_sentence_with_the_best_maxsim_of_its_own():
+    # question tokens x passage tokens; tokens 0-1: heading, 2-3: sentence 0, 4-6: sentence 1
+    similarities = np.array([[0.99, 0.1, 0.5, 0.2, 0.4, 0.3, 0.1],
+                             [0.99, 0.1, 0.1, 0.2, 0.6, 0.3, 0.7]], np.float32)
+    sentences = np.array([CONTEXT_SENTENCE, CONTEXT_SENTENCE, 0, 0, 1, 1, 1], np.uint16)
+    assert best_sentence(similarities, sentences) == 1  # (0.4 + 0.7) / 2 beats (0.5 + 0.2) / 2
+    assert best_sentence(similarities[:, :4], sentences[:4]) == 0
+    assert best_sentence(similarities[:, :2], sentences[:2]) is None  # heading only
+
+
+def test_rerank_adds_the_weighted_maxsim_to_the_fused_score(fake_retriever):
+    question = "Kim Jong-un Vladivostok"
+    index, embedder = fake_retriever.index, fake_retriever.embedder
+    params = RankingParams(lexical_weight_same_language=0.5, maxsim_weight=0.7, rerank_depth=50)
+    hits = Retriever(index, embedder, params).search(question, k=5, mode="hybrid")
+    query = embedder.embed_queries_with_tokens([question])
+    top_bm25 = max(h.lexical for h in fake_retriever.search(question, k=50, mode="lexical"))
+    for h in hits:
+        row = next(i for i, p in enumerate(index.passages) if p.id == h.passage_id)
+        tokens, counts = index.tokens.tokens(np.array([row]))
+        expected_maxsim = float((query.of(0) @ tokens.T).max(1).mean())
+        assert h.score == pytest.approx(h.similarity + 0.7 * expected_maxsim + 0.5 * h.lexical / top_bm25, abs=2e-3)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_marked_sentence_holds_the_question_words(fake_retriever):
+    hit = fake_retriever.search("Vladivostok", k=1, mode="dense")[0]
+    assert "Vladivostok" in hit.sentence and hit.sentence == hit.text[hit.sentence_start:hit.sentence_end]
 
 
 def test_lexical_mode_is_bm25_order(fake_retriever):
@@ -108,14 +139,15 @@ def test_lexical_mode_is_bm25_order(fake_retriever):
 
 def test_fusion_adds_the_weighted_max_normalised_bm25_score(fake_retriever):
     question = "Kim Jong-un Vladivostok"  # French words: the corpus's language, BM25 counts
-    params = RankingParams(lexical_weight_same_language=0.5)
+    params = RankingParams(lexical_weight_same_language=0.5, maxsim_weight=0.0)
     retriever = Retriever(fake_retriever.index, fake_retriever.embedder, params)
     hits = retriever.search(question, k=5, mode="hybrid")
     top_bm25 = max(h.lexical for h in retriever.search(question, k=50, mode="lexical"))
     for h in hits:
         assert h.score == pytest.approx(h.similarity + 0.5 * h.lexical / top_bm25, abs=2e-3)
     dense_only = Retriever(fake_retriever.index, fake_retriever.embedder,
-                           RankingParams(lexical_weight_same_language=0.0)).search(question, k=5, mode="hybrid")
+                           RankingParams(lexical_weight_same_language=0.0, maxsim_weight=0.0)).search(question, k=5,
+                                                                                                      mode="hybrid")
     assert [h.score for h in dense_only] == [h.similarity for h in dense_only]
 
 
@@ -140,8 +172,10 @@ def tiny_index(vectors: list[list[float]], tmp_path: Path) -> PassageIndex:
                              chunking={"max_tokens": 510}, dimension=p.shape[1], faiss=_faiss_params(len(p)),
                              passages=len(p), documents=len(p), corpus_fingerprint="c", sources=[], built_at=0)
     documents = [Document(doc_id=x.doc_id, path=x.doc_id, sha256="0", n_passages=1) for x in passages]
-    return PassageIndex(tmp_path, tmp_path / "g000001", manifest, passages, documents, Vectors(p, p.copy(), spans),
-                        make_faiss_index(p, manifest.faiss), make_faiss_index(p, manifest.faiss))
+    tokens = TokenStore(Codebook(None, p.shape[1]), p.astype(np.float16), np.arange(len(p) + 1),
+                        np.zeros(len(p), np.uint16))
+    return PassageIndex(tmp_path, tmp_path / "g000001", manifest, passages, documents, Vectors(p, spans, tokens),
+                        make_faiss_index(p, manifest.faiss))
 
 
 def test_collapse_folds_near_duplicates_into_the_first_hit(tmp_path):
@@ -149,13 +183,13 @@ def test_collapse_folds_near_duplicates_into_the_first_hit(tmp_path):
     retriever = Retriever(index, FakeEmbedder(dimension=3))
     rows = np.array([0, 1, 2, 3])
     fused = np.array([0.9, 0.8, 0.7, 0.6])
-    hits = retriever._collapse(rows, fused, fused, np.zeros(4), rows, k=2)
+    hits = retriever._collapse(rows, fused, fused, np.zeros(4), None, k=2)
     assert [h.passage_id for h in hits] == ["p0", "p2"]  # p1 is p0's near-duplicate, k counts kept hits
     assert [s.doc_id for s in hits[0].other_sources] == ["d1.txt"]
     assert [h.rank for h in hits] == [1, 2] and hits[0].score == 0.9
     assert index.passages[0].other_sources == []  # the stored passage is not changed by a search
     looser = Retriever(index, FakeEmbedder(dimension=3), RankingParams(duplicate_cosine=1.01))
-    assert len(looser._collapse(rows, fused, fused, np.zeros(4), rows, k=4)) == 4
+    assert len(looser._collapse(rows, fused, fused, np.zeros(4), None, k=4)) == 4
 
 
 def test_a_hit_is_its_passage_plus_its_ranking(fake_retriever):
