@@ -23,7 +23,8 @@ RAY_BATCH = 256  # passages per Ray batch (each actor then batches by length ins
 
 
 class _EmbedActor:
-    """One engine per actor, made once; a batch of texts in, their vectors out."""
+    """One engine per actor, made once; a batch of token sequences in, their vectors and token
+    states out (the engine's own forward pass: the same ids give the same vectors)."""
 
     def __init__(self, model: str, backend: str, threads: int):
         from .embedding import load_embedder
@@ -31,12 +32,23 @@ class _EmbedActor:
         self.embedder = load_embedder(model, backend=backend, threads=threads)
 
     def __call__(self, batch: dict) -> dict:
-        texts = [str(t) for t in batch["text"]]
-        return {"row": batch["row"], "vector": self.embedder.embed_passages(texts, batch_size=BATCH_SIZE)}
+        from .embedder import TokenSequence, _NoBar
+
+        sequences = [TokenSequence([int(x) for x in ids], [int(x) for x in positions], [])
+                     for ids, positions in zip(batch["ids"], batch["positions"])]
+        vectors, states, slots = self.embedder._forward(sequences, BATCH_SIZE, _NoBar())
+        states_column = np.empty(len(states), dtype=object)
+        states_column[:] = [np.ascontiguousarray(x, np.float32) for x in states]
+        return {"row": batch["row"], "vector": vectors, "states": states_column,
+                "slots": np.array([slots] + [0] * (len(states) - 1), np.int64)}
 
 
 class RayEmbedder(Embedder):
-    """`local`'s model and prompts, its passages embedded by `workers` Ray actors."""
+    """`local`'s model and prompts, its passages' forward passes run by `workers` Ray actors.
+
+    Tokenizing stays here (it is cheap, and the build plans from the token ids); questions are
+    embedded locally too.
+    """
 
     def __init__(self, local: Embedder, address: str | None = None, workers: int | None = None,
                  threads_per_worker: int = 1):
@@ -56,36 +68,53 @@ class RayEmbedder(Embedder):
     def count_tokens(self, text: str) -> int:
         return self.local.count_tokens(text)
 
+    def _token_counter(self):
+        return self.local._token_counter()
+
+    def passage_sequences(self, texts):
+        return self.local.passage_sequences(texts)
+
     def embed_queries(self, texts, batch_size: int = BATCH_SIZE) -> np.ndarray:
         return self.local.embed_queries(texts, batch_size)
 
+    def embed_queries_with_tokens(self, texts, batch_size: int = BATCH_SIZE):
+        return self.local.embed_queries_with_tokens(texts, batch_size)
+
     def _encode(self, texts: list[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
-        if prefix != self.spec.passage_prefix:
-            return self.local._encode(texts, prefix, batch_size, progress)
+        """Pooled vectors alone: the same distributed forward pass."""
+        sequences = self.local._sequences(texts, prefix)
+        return self._forward(sequences, batch_size, _no_bar())[0]
+
+    def _forward(self, sequences, batch_size: int, bar) -> tuple[np.ndarray, list[np.ndarray], int]:
         ray = start_ray(self.address, self.workers * self.threads_per_worker)
-        data = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)],
-                                   override_num_blocks=max(1, min(len(texts) // RAY_BATCH, 4 * self.workers)))
-        # The passage prefix is added by each actor's own embed_passages, as here.
+        blocks = max(self.workers, min(len(sequences) // RAY_BATCH, 4 * self.workers))
+        data = ray.data.from_items([{"row": i, "ids": s.ids, "positions": s.positions} for i, s in enumerate(sequences)],
+                                   override_num_blocks=blocks)
         embedded = data.map_batches(
-            _EmbedActor, batch_size=RAY_BATCH, batch_format="numpy", concurrency=self.workers,
+            _EmbedActor, batch_size=RAY_BATCH, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=self.workers),
             num_cpus=self.threads_per_worker,
             fn_constructor_kwargs={"model": self.spec.location, "backend": self.local.backend,
                                    "threads": self.threads_per_worker})
-        out = np.empty((len(texts), self.dimension), np.float32)
-        for batch in embedded.iter_batches(batch_size=4096, batch_format="numpy"):
-            out[batch["row"]] = batch["vector"]
-        return out
-
-    def _embed(self, texts, prefix, batch_size, progress):
-        # Texts arrive with the prefix not yet applied: the actors apply it (embed_passages).
-        if not texts:
-            return np.zeros((0, self.dimension), np.float32)
-        if prefix == self.spec.passage_prefix:
-            return np.ascontiguousarray(self._encode(list(texts), prefix, batch_size, progress), np.float32)
-        return self.local._embed(texts, prefix, batch_size, progress)
+        vectors = np.empty((len(sequences), self.dimension), np.float32)
+        states: list[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
+        slots = 0
+        for batch in embedded.iter_batches(batch_size=RAY_BATCH, batch_format="numpy"):
+            rows = batch["row"].astype(np.int64)
+            vectors[rows] = batch["vector"]
+            for row, state in zip(rows, batch["states"]):
+                states[row] = np.asarray(state, np.float32).reshape(-1, self.dimension)
+            slots += int(batch["slots"].sum())
+            bar.update(len(rows))
+        return vectors, states, slots
 
     def __repr__(self) -> str:
         return f"<RayEmbedder {self.spec.model_id} workers={self.workers} address={self.address or 'local'}>"
+
+
+def _no_bar():
+    from .embedder import _NoBar
+
+    return _NoBar()
 
 
 def _cores() -> int:
@@ -107,4 +136,7 @@ def start_ray(address: str | None, num_cpus: int | None = None):
             raise QAError(f"cannot start or reach Ray at {address or 'a local cluster'}: "
                           f"{' '.join(str(exc).split())[:160]}") from None
         ray.data.DataContext.get_current().enable_progress_bars = False
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset otherwise
     return ray
