@@ -28,6 +28,9 @@ Sections (``--only``):
   scaling    exact (IndexFlatIP) vs the HNSW index qa uses above APPROXIMATE_FROM, on synthetic
              normalised vectors: latency, bytes per vector, recall@10, build time; re-derives
              qa.index.APPROXIMATE_FROM from the ONNX question-embedding time
+  stores     FAISS exact, FAISS HNSW (qa's and cheaper), FAISS IVF-Flat and Milvus Lite (IVF_FLAT,
+             HNSW, FLAT) on 100k and 1M synthetic passages: build, p50/p95, recall@10, RAM and disk
+             per vector; Ray Data embedding throughput with 1 and 2 workers vs one process
 
 Baselines: *plain sentence-transformers* is the peer qa is compared against: the same model
 folder loaded by `SentenceTransformer(folder, device="cpu")` and nothing else (corpus files split
@@ -45,6 +48,6 @@ Indexes are built in temporary folders: embeddings/ is never touched.
 
 The package lives beside `qa/`, outside the `qa` wheel, and runs from the repository root:
 `__main__` (the command line), `state` (what the sections share), one module per section or
-group of sections (`indexing`, `latency`, `startup`, `quality`, `scaling`), `systems` (the peers),
+group of sections (`indexing`, `latency`, `startup`, `quality`, `scaling`, `stores`), `systems` (the peers),
 `workers` (measured child processes), `timing`, `results` (bench.json) and `report` (BENCHMARKS.md).
 """

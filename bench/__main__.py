@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __doc__ as PACKAGE_DOC
-from . import indexing, latency, quality, results, scaling, startup
+from . import indexing, latency, quality, results, scaling, startup, stores
 from .common import REPO, SECTIONS, elapsed, log, machine_info
 from .state import Bench
 from .workers import TASKS, worker_main
@@ -23,7 +23,8 @@ from .workers import TASKS, worker_main
 SECTION_RUNS: dict[str, Callable[[Bench], dict]] = {
     "indexing": indexing.section_indexing, "storage": indexing.section_storage, "latency": latency.section_latency,
     "load": latency.section_load, "threads": latency.section_threads, "coldstart": startup.section_coldstart,
-    "repl": startup.section_repl, "quality": quality.section_quality, "scaling": scaling.section_scaling}
+    "repl": startup.section_repl, "quality": quality.section_quality, "scaling": scaling.section_scaling,
+    "stores": stores.section_stores}
 
 
 def _sections_help() -> str:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .indexing import INDEX_SYSTEMS
+from .stores import md_stores
 
 SYSTEM_LABELS = {"qa-onnx": "qa, onnx (default mode)", "qa-onnx-dense": "qa, onnx, --mode dense",
                  "qa-torch": "qa, torch (default mode)", "qa-lexical": "qa --mode lexical (BM25)", "qa-onnx-no-rerank": "qa, onnx, no MaxSim rerank",
@@ -256,7 +257,8 @@ def _scaling_crossover(results: dict) -> list[str]:
 SectionTable = Callable[[dict, dict], list[str]]
 TABLES: dict[str, SectionTable] = {"indexing": _md_indexing, "storage": _md_storage, "latency": _md_latency,
                                    "load": _md_load, "threads": _md_threads, "coldstart": _md_coldstart,
-                                   "repl": _md_repl, "quality": _md_quality, "scaling": _md_scaling}
+                                   "repl": _md_repl, "quality": _md_quality, "scaling": _md_scaling,
+                                   "stores": lambda results, section: md_stores(results, section, _note(section))}
 
 
 def _percent(value: float | None) -> str:

@@ -22,6 +22,9 @@ examples:
   qa index                              update embeddings/ from corpus/ (only what changed)
   qa index ~/articles --index ~/articles.idx
   qa ask --index ~/articles.idx --doc '2019-*' --from 2019-01 "..."
+  qa index --store milvus:/tmp/x.db corpus/    vectors in Milvus Lite (pip install 'qa[scale]')
+  qa ask --store milvus:/tmp/x.db "where did Kim meet Putin?"
+  qa index --store http://localhost:19530 --ray ray://head:10001 ~/articles
   qa model                              where the model is; builds it if missing
   qa eval ../shared/datasets/piaf_v1.1_fr-fr
 """
@@ -37,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, model=True):
         p.add_argument("--index", metavar="DIR", help="index folder (default: $QA_INDEX, else embeddings/ of the "
                                                       "working directory or of ~/.local/share/qa)")
+        add_store_option(p)
         if model:
             add_model_options(p)
 
@@ -59,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="files or folders (default: what the index was built from, else corpus/)")
     index.add_argument("--full", action="store_true", help="re-embed everything")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    index.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                       help="embed with Ray Data on an actor pool: ADDRESS (ray://HEAD:10001, auto), or without it a "
+                            "local Ray with one worker per core; needs pip install 'qa[scale]'")
     common(index)
 
     model = sub.add_parser("model", help="show, build or verify the embedding model",
@@ -88,7 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, metavar="N", help="evaluate the first N questions only")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     add_model_options(evaluate)
+    add_store_option(evaluate)
     return parser
+
+
+def add_store_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", metavar="URI",
+                   help="where the passage vectors are: a folder (FAISS, the default: the index folder), "
+                        "milvus:PATH.db (Milvus Lite) or http(s)://HOST:PORT[/COLLECTION] (a Milvus server, token "
+                        "from $QA_MILVUS_TOKEN); needs pip install 'qa[scale]' for Milvus")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -176,7 +191,7 @@ def cmd_ask(args) -> int:
             raise QAError("no question on standard input (one question a line)")
         batches = itertools.chain([first], batches)
     retriever = Retriever.open(args.index, args.model, backend=args.backend, threads=args.threads,
-                               build_missing=True, notify=_stderr, progress=True)
+                               build_missing=True, notify=_stderr, progress=True, store=args.store)
     filters = {"doc": args.doc, "date_from": args.date_from, "date_to": args.date_to}
     if batches is None:
         answer = retriever.ask(question, args.k, mode=args.mode, **filters)
@@ -255,7 +270,13 @@ def cmd_index(args) -> int:
     from .index import build_index
 
     embedder = load_embedder(args.model, backend=args.backend, threads=args.threads)
-    report = build_index(args.paths or None, args.index, embedder, full=args.full, progress=not args.quiet)
+    if args.ray is not None:
+        from .distributed import RayEmbedder, start_ray
+
+        embedder = RayEmbedder(embedder, address=args.ray or None)
+        start_ray(embedder.address, embedder.workers)  # fails now, in one line, rather than after ingestion
+    report = build_index(args.paths or None, args.index, embedder, full=args.full, progress=not args.quiet,
+                         store=args.store)
     for warning in report.warnings:
         print(f"qa: warning: {warning}", file=sys.stderr)
     print(report.summary())
@@ -286,7 +307,7 @@ def cmd_stats(args) -> int:
     from .index import describe
     from .render import render_stats, to_json
 
-    stats = describe(args.index)  # damage that `qa ask` would hit: exit 1 here too
+    stats = describe(args.index, args.store)  # damage that `qa ask` would hit: exit 1 here too
     print(to_json(stats, exclude_none=True) if args.json else render_stats(stats))
     return 0
 
@@ -297,10 +318,16 @@ def cmd_repl(args) -> int:
     from .index import PassageIndex, live_generation
     from .repl import run_repl
 
-    if getattr(args, "index", None) and live_generation(Path(args.index)) is None:
-        PassageIndex.open(args.index)  # raises the one-line "no index at ..." error
+    from .stores.location import parse_store
 
-    return run_repl(index=getattr(args, "index", None), model=getattr(args, "model", None),
+    store = getattr(args, "store", None)
+    index = getattr(args, "index", None)
+    if store is not None:
+        index = str(parse_store(store, index).local)
+    if index and live_generation(Path(index)) is None:
+        PassageIndex.open(index)  # raises the one-line "no index at ..." error
+
+    return run_repl(index=index, model=getattr(args, "model", None), store=store,
                     backend=getattr(args, "backend", None), threads=getattr(args, "threads", None))
 
 
@@ -309,7 +336,7 @@ def cmd_eval(args) -> int:
     from .render import to_json
 
     results = run_eval(args.dataset, args.mode or ["default"], k=args.k, limit=args.limit, model=args.model,
-                       backend=args.backend, threads=args.threads, progress=not args.json)
+                       backend=args.backend, threads=args.threads, progress=not args.json, store=args.store)
     print(to_json(results) if args.json else markdown_table(results))
     return 0
 

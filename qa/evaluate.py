@@ -124,16 +124,23 @@ def dataset_index_dir(folder: Path, fingerprint: str) -> Path:
 
 
 def open_dataset(folder: Path, model: str | None = None, progress: bool = True, *, backend: str | None = None,
-                 threads: int | None = None):
-    """(retriever over the dataset's corpus, queries), indexing the corpus if not cached."""
+                 threads: int | None = None, store: str | None = None):
+    """(retriever over the dataset's corpus, queries), indexing the corpus if not cached. A
+    Milvus `store` (--store URI) holds the vectors; the local half is cached beside the others."""
     from .embedding import load_embedder
     from .index import PassageIndex, update_index
+    from .stores.location import parse_store
 
     corpus, queries = load_dataset(folder)
     embedder = load_embedder(model, backend=backend, threads=threads)
     index_dir = dataset_index_dir(folder, embedder.spec.fingerprint)
-    update_index(corpus, index_dir, embedder, sources=[str(folder.resolve())], progress=progress)
-    return Retriever(PassageIndex.open(index_dir), embedder), queries
+    location = parse_store(store, index_dir)
+    if location.kind == "milvus":
+        location = parse_store(store, index_dir.with_name(index_dir.name + "-milvus"))
+    location = location if location.kind == "milvus" else None
+    index_dir = location.local if location else index_dir
+    update_index(corpus, index_dir, embedder, sources=[str(folder.resolve())], progress=progress, store=location)
+    return Retriever(PassageIndex.open(index_dir, location), embedder), queries
 
 
 def score(rankings: Sequence[Sequence[str]], queries: Sequence[Query], k: int, dataset: str, mode: str) -> Scores:
@@ -170,14 +177,15 @@ def evaluate(retriever, queries: Sequence[Query], *, mode: str = "default", k: i
 
 def run_eval(dataset: str | Path, modes: Sequence[str] = ("default",), *, k: int = 10, limit: int | None = None,
              model: str | None = None, backend: str | None = None, threads: int | None = None,
-             progress: bool = True) -> list[Scores]:
+             progress: bool = True, store: str | None = None) -> list[Scores]:
     """`qa eval`: the scores of each mode on the dataset folder (its first `limit` questions).
     `progress` shows the indexing bar; the per-mode bars appear only on a terminal."""
     folder = Path(dataset)
     if not folder.is_dir():
         raise QAError(f"no such dataset folder: {folder}")
     check_k(k, "-k")
-    retriever, queries = open_dataset(folder, model, progress=progress, backend=backend, threads=threads)
+    retriever, queries = open_dataset(folder, model, progress=progress, backend=backend, threads=threads,
+                                      store=store)
     if limit:
         queries = queries[:limit]
     return [evaluate(retriever, queries, mode=m, k=k, dataset=folder.name, progress=sys.stderr.isatty())

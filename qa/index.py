@@ -23,6 +23,12 @@ A build writes a new generation beside the live one and only then switches CURRE
 killed at any moment (kill -9 included) leaves the previous index intact, and a reader that
 opened the previous generation keeps reading it (the previous generation is kept).
 Incremental builds re-embed only passages whose content hash is not in the live generation.
+
+With `--store milvus:PATH.db` or `--store http://host:19530` the passage vectors are also written
+to a Milvus collection (:mod:`qa.stores.milvus_store`), which then answers the passage search
+with document and date filters pushed down to it; the generation records the store in its
+manifest and holds no faiss.index. See :mod:`qa.stores.milvus_store` for how a build keeps the
+generations atomic there.
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ from .ingest.sentences import split_sentences
 from .passage_encoding import PassageInput, encode_passages
 from .paths import default_corpus, default_index_dir
 from .records import Corpus, Document, Passage
+from .stores import milvus_index
+from .stores.base import Restriction, StoreRecord
+from .stores.location import StoreLocation, parse_store
 from .text import path_bytes, path_text, real_path
 from .token_store import CODEBOOK_FILE, FILES as TOKEN_FILES, Codebook, TokenBlock, TokenCodec, TokenStore
 
@@ -138,6 +147,7 @@ class IndexManifest(IndexIdentity):
     sources: list[str]  # as shown: bytes that are not UTF-8 escaped (see corpus.path_text)
     built_at: float
     raw_sources: list[str | None] = []  # the exact bytes (hex) of each source that is not UTF-8
+    store: StoreRecord | None = None  # None: FAISS files in the generation
 
     def source_paths(self) -> list[str]:
         """The sources as paths that open the files again, whatever their names' bytes."""
@@ -160,11 +170,13 @@ class BuildReport(BaseModel):
     reason: str | None = None
     warnings: list[str] = []
     padding: float = 0.0  # share of the engine's token slots that were padding (batches sorted by length)
+    stored: int | None = None  # vectors written to a Milvus store (None: FAISS files)
 
     def summary(self) -> str:
         how = "full rebuild" if self.full else "incremental"
         text = (f"{self.documents} documents, {self.passages} passages: {self.new} new, {self.changed} changed, "
                 f"{self.removed} removed; embedded {self.embedded} passages in {self.seconds:.1f} s ({how})")
+        text += f"; wrote {self.stored} vectors to the store" if self.stored is not None else ""
         return text + (f"; rebuilt because {self.reason}" if self.reason else "")
 
 
@@ -261,12 +273,14 @@ class PassageIndex:
         self.sentence_offsets = vectors.sentence_rows()
         self.faiss_passages = faiss_passages
         self.note: str | None = None  # why another generation than CURRENT's is used, if it is
+        self.store = None  # a MilvusStore answering the passage search, when the manifest names one
+        self._hash_rows: dict[str, list[int]] | None = None
 
     def __len__(self) -> int:
         return len(self.passages)
 
     @classmethod
-    def open(cls, path: Path | str | None = None) -> PassageIndex:
+    def open(cls, path: Path | str | None = None, store: StoreLocation | None = None) -> PassageIndex:
         """Load the live generation of the index at `path` (default: embeddings/), checked whole.
 
         Anything damaged is one IndexStoreError naming the damage and the command that repairs
@@ -285,6 +299,9 @@ class PassageIndex:
         if damage:
             raise IndexStoreError(_damaged(path, damage))
         index.note = pointer_problem(path)
+        if index.manifest.store is not None:
+            index.store = milvus_index.open_for_search(index.manifest, store or _location_of(path, index.manifest),
+                                                       len(index.passages))
         return index
 
     @classmethod
@@ -294,8 +311,8 @@ class PassageIndex:
         manifest = read_manifest(generation)
         documents = [Document.model_validate(d) for d in
                      json.loads((generation / "documents.json").read_text(encoding="utf-8"))]
-        faiss_passages = faiss.read_index(str(generation / "faiss.index"))
-        if isinstance(manifest.faiss, HnswFaiss):
+        faiss_passages = faiss.read_index(str(generation / "faiss.index")) if manifest.store is None else None
+        if faiss_passages is not None and isinstance(manifest.faiss, HnswFaiss):
             faiss_passages.hnsw.efSearch = manifest.faiss.efSearch
         vectors = _read_vectors(generation, manifest)
         return cls(path, generation, manifest, _read_passages(generation), documents, vectors, faiss_passages)
@@ -303,26 +320,45 @@ class PassageIndex:
     def damage(self) -> str | None:
         """The first sign of damage in this generation, or None; reads nothing more from disk."""
         vectors = Vectors(self.vectors, self.sentence_spans, self.tokens)
-        counts = {"faiss.index": (self.faiss_passages.d, self.faiss_passages.ntotal)}
+        counts = {}  # none when a Milvus store holds the passage vectors
+        if self.faiss_passages is not None:
+            counts["faiss.index"] = (self.faiss_passages.d, self.faiss_passages.ntotal)
         return _generation_damage(self.manifest, self.passages, len(self.documents), vectors, counts)
 
     def describe(self) -> IndexStats:
         """The statistics of this generation (see :func:`describe`)."""
         return _stats(self.path, self.generation, self.manifest, self.note)
 
-    def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None,
+               restriction: Restriction | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k passage rows for each query by the passage vectors.
 
         `subset` restricts the search to those passage rows, exactly, so a narrow filter still
-        returns its best matches instead of whatever survives a global top-k.
+        returns its best matches instead of whatever survives a global top-k. With a Milvus
+        store, `restriction` (the same filter as scalar conditions) is pushed down to Milvus.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.store is not None and (subset is None or restriction is not None):
+            return self._search_store(queries, k, subset, restriction)
         if subset is not None:
             return self._search_subset(queries, k, subset)
         k = min(k, len(self.passages))
         if k == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         return self.faiss_passages.search(queries, k)
+
+    def _search_store(self, queries: np.ndarray, k: int, subset: np.ndarray | None,
+                      restriction: Restriction | None) -> tuple[np.ndarray, np.ndarray]:
+        """Passages from the Milvus store, hashes mapped to this generation's rows (unknown ones skipped)."""
+        if self._hash_rows is None:
+            self._hash_rows = milvus_index.hash_rows(self.passages)
+        return milvus_index.search_rows(self.store, self._hash_rows, queries, min(k, len(self.passages)),
+                                        subset, restriction)
+
+    def close(self) -> None:
+        """Release the store's connection (Milvus Lite serves one process at a time)."""
+        if self.store is not None:
+            self.store.close()
 
     def _search_subset(self, queries: np.ndarray, k: int, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores = queries @ self.vectors[subset].T
@@ -352,14 +388,21 @@ class IndexStats(BaseModel):
     bytes_on_disk: int
     built_at: str
     sources: list[str]
+    store: str | None = None  # where the passage vectors are searched, when not in faiss.index
     note: str | None = None  # why another generation than CURRENT's is used
 
 
-def describe(path: Path | str | None = None) -> IndexStats:
+def describe(path: Path | str | None = None, store: str | StoreLocation | None = None) -> IndexStats:
     """The statistics of the index at `path` (default: the default index), after the checks
-    `PassageIndex.open` makes but without loading FAISS, so it answers at once."""
-    path = Path(path or default_index_dir())
+    `PassageIndex.open` makes but without loading FAISS, so it answers at once. With a Milvus
+    `store` (a --store URI), the collection is checked too: model, and every vector there."""
+    location = store if isinstance(store, StoreLocation) else parse_store(store, path)
+    path = location.local
     generation, manifest = inspect_index(path)
+    if manifest.store is not None:
+        with milvus_index.open_for_search(manifest, location if location.kind == "milvus" else
+                                          _location_of(path, manifest), manifest.passages):
+            pass
     return _stats(path, generation, manifest, pointer_problem(path))
 
 
@@ -369,6 +412,7 @@ def _stats(path: Path, generation: Path, manifest: IndexManifest, problem: str |
         model=manifest.model_id, dimension=manifest.dimension, faiss=manifest.faiss.kind, exact=manifest.faiss.exact,
         bytes_on_disk=sum(f.stat().st_size for f in generation.iterdir() if f.is_file()),
         built_at=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at)), sources=manifest.sources,
+        store=milvus_index.shown(manifest.store.uri, manifest.store.collection) if manifest.store else None,
         note=f"{problem}; using {generation.name}, the newest complete generation" if problem else None)
 
 
@@ -384,7 +428,7 @@ def inspect_index(path: Path) -> tuple[Path, IndexManifest]:
     _check_format(path, manifest)
     try:
         documents = json.loads((generation / "documents.json").read_text(encoding="utf-8"))
-        counts = {"faiss.index": _faiss_header(generation / "faiss.index")}
+        counts = {name: _faiss_header(generation / name) for name in _faiss_files(manifest)}
         damage = _generation_damage(manifest, _read_passages(generation), len(documents),
                                     _read_vectors(generation, manifest), counts)
     except (OSError, ValueError) as exc:
@@ -392,6 +436,20 @@ def inspect_index(path: Path) -> tuple[Path, IndexManifest]:
     if damage:
         raise IndexStoreError(_damaged(path, damage))
     return generation, manifest
+
+
+def _faiss_files(manifest: IndexManifest) -> tuple[str, ...]:
+    """The FAISS files of a generation: no faiss.index when a Milvus store holds the passages."""
+    return () if manifest.store is not None else ("faiss.index",)
+
+
+def _location_of(path: Path, manifest: IndexManifest) -> StoreLocation:
+    """The store a generation's manifest names, reached with today's token."""
+    record = manifest.store
+    uri = record.uri if record.uri.startswith(("http://", "https://")) else f"milvus:{record.uri}"
+    if record.uri.startswith(("http://", "https://")):
+        uri = f"{record.uri}/{record.collection}"
+    return parse_store(uri, path)
 
 
 def _faiss_header(path: Path) -> tuple[int, int]:
@@ -419,7 +477,7 @@ def _describe(exc: Exception, limit: int = 120) -> str:
 
 def _faiss_damage(manifest: IndexManifest, vectors: Vectors, counts: dict[str, tuple[int, int]]) -> str | None:
     expected = {"faiss.index": len(vectors.passages)}
-    for name, (dim, ntotal) in counts.items():
+    for name, (dim, ntotal) in counts.items():  # faiss.index is absent when a Milvus store holds the passages
         if (dim, ntotal) != (manifest.dimension, expected[name]):
             return f"{name} holds {ntotal} vectors of {dim}, expected {expected[name]} of {manifest.dimension}"
     return None
@@ -497,7 +555,8 @@ def _complete(generation: Path) -> bool:
         return False
     # Another format's files are not known here: its manifest is enough for the open to say
     # "rebuild it" and for a build to rebuild it, instead of "damaged" or "no index".
-    return manifest.format_version != FORMAT_VERSION or all((generation / n).is_file() for n in GENERATION_FILES)
+    names = [n for n in GENERATION_FILES if n != "faiss.index" or manifest.store is None]
+    return manifest.format_version != FORMAT_VERSION or all((generation / n).is_file() for n in names)
 
 
 def recorded_sources(path: Path) -> list[str] | None:
@@ -563,15 +622,19 @@ def read_manifest(generation: Path) -> IndexManifest:
 
 
 def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None, embedder, *,
-                full: bool = False, progress: bool = False) -> BuildReport:
+                full: bool = False, progress: bool = False, store: str | StoreLocation | None = None) -> BuildReport:
     """Build or update the index at `index_dir` from `paths` (default: the shipped corpus).
 
-    With no paths, an existing index is updated from the paths it was built from.
+    With no paths, an existing index is updated from the paths it was built from. `store` is a
+    --store URI (see :mod:`qa.stores.location`): a Milvus store takes the passage vectors, and
+    `index_dir`, when given, is where its local half goes.
     """
-    index_dir = Path(index_dir or default_index_dir())
+    location = store if isinstance(store, StoreLocation) else parse_store(store, index_dir)
+    index_dir = location.local
     sources = _sources_for(paths, index_dir)
     corpus = load_corpus(sources, count_tokens=_token_counter(embedder), max_tokens=embedder.max_tokens)
-    return update_index(corpus, index_dir, embedder, sources=sources, full=full, progress=progress)
+    return update_index(corpus, index_dir, embedder, sources=sources, full=full, progress=progress,
+                        store=location if location.kind == "milvus" else None)
 
 
 def ensure_default_index(embedder, *, notify: Callable[[str], None], progress: bool = False) -> Path:
@@ -613,7 +676,7 @@ def _sources_for(paths: Sequence[str | Path] | None, index_dir: Path) -> list[st
 
 
 def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: list[str] | None = None,
-                 full: bool = False, progress: bool = False) -> BuildReport:
+                 full: bool = False, progress: bool = False, store: StoreLocation | None = None) -> BuildReport:
     """Make the index at `index_dir` hold exactly `corpus`, embedding only what it lacks."""
     started = time.perf_counter()
     index_dir = Path(index_dir)
@@ -636,16 +699,27 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
             notes.append(f"re-embedded {previous.repaired} passages whose stored vectors were not finite numbers")
         vectors, embedded, padding = _vectors_for(corpus.passages, previous, reuse, embedder, progress)
         manifest = _manifest_for(identity, corpus, vectors, sources or [])
+        milvus, stored = None, None
+        if store is not None:  # the new vectors go to Milvus first; nothing there is deleted yet
+            milvus, manifest.store, stored = milvus_index.sync(store, manifest, previous.manifest if previous else None,
+                                                       corpus.passages, vectors.passages, rebuild=bool(full or reason))
+        elif previous is not None and previous.manifest.store is not None:
+            notes.append(f"the previous generation's vectors stay in {previous.manifest.store.uri}")
         try:
             _write_generation(index_dir, manifest, corpus, vectors)
         except (OSError, RuntimeError) as exc:  # disk full (faiss raises RuntimeError), permissions
             raise IndexStoreError(f"could not write the index at {index_dir} ({_write_error(exc)}); "
                                   "the previous index, if any, is unchanged") from None
+        finally:
+            if milvus is not None and live_generation(index_dir) is not None:
+                notes += milvus_index.clean_up(milvus, corpus.passages, previous.passages if previous else [])
+            if milvus is not None:
+                milvus.close()
         new, changed, removed = _diff(previous.passages if previous else [], corpus.passages)
     return BuildReport(index=str(index_dir), documents=len(corpus.documents), passages=len(corpus.passages),
                        new=new, changed=changed, removed=removed, embedded=embedded,
                        seconds=time.perf_counter() - started, full=bool(full or reason or previous is None),
-                       reason=reason, warnings=corpus.warnings + notes, padding=round(padding, 4))
+                       reason=reason, warnings=corpus.warnings + notes, padding=round(padding, 4), stored=stored)
 
 
 def _write_error(exc: OSError | RuntimeError) -> str:
@@ -874,7 +948,8 @@ def _write_files(staging: Path, manifest: IndexManifest, corpus: Corpus, vectors
         np.save(staging / name, np.ascontiguousarray(array))
     if tokens.codebook.axes is not None:
         np.save(staging / CODEBOOK_FILE, tokens.codebook.axes)
-    faiss.write_index(make_faiss_index(vectors.passages, manifest.faiss), str(staging / "faiss.index"))
+    if manifest.store is None:  # a Milvus store searches the passages instead
+        faiss.write_index(make_faiss_index(vectors.passages, manifest.faiss), str(staging / "faiss.index"))
     raw = manifest.raw_sources or [None] * len(manifest.sources)
     (staging / "sources.json").write_text(json.dumps({"sources": manifest.sources, "raw_sources": raw}, indent=1))
     (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2))

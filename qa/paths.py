@@ -10,7 +10,8 @@ holds no articles, so nothing here is relative to the package:
 * the REPL history in ``$QA_STATE_DIR``, else ``$XDG_STATE_HOME/qa``.
 
 ``$QA_CORPUS`` and ``$QA_INDEX`` override the corpus and the index; ``$QA_MODEL``,
-``$QA_BACKEND`` and ``$QA_THREADS`` choose the model and its engine; ``$QA_DEBUG`` shows
+``$QA_BACKEND`` and ``$QA_THREADS`` choose the model and its engine; ``$QA_MILVUS_TOKEN`` is the
+token sent to a Milvus server (`--store http://host:19530`); ``$QA_DEBUG`` shows
 tracebacks; ``$NO_COLOR`` turns colour off; ``$HF_HUB_OFFLINE`` and ``$HF_ENDPOINT`` are the
 Hugging Face hub's own, honoured when a hub model is resolved. Each is read when asked for,
 never at import, so tests can set them. (The engines *set* a few library variables, such as
@@ -106,3 +107,14 @@ def hub_offline() -> bool:
 
 def hub_endpoint() -> str:
     return env("HF_ENDPOINT") or "https://huggingface.co"
+
+
+def milvus_token() -> str | None:
+    """$QA_MILVUS_TOKEN: the token for a Milvus server ("user:password" or an API key)."""
+    return env("QA_MILVUS_TOKEN")
+
+
+def server_store_dir(host: str, port: int, collection: str) -> Path:
+    """The local half (passages, manifest) of an index whose vectors are on a Milvus server,
+    when no --index names it: beside the default index, one folder per server and collection."""
+    return project_dir() / f"{INDEX_FOLDER}.milvus-{host}-{port}-{collection}"

@@ -35,6 +35,8 @@ from .lexical import LexicalIndex, guess_language
 from .model import DEFAULT_MODEL, ORIGINAL_HUB_NAME
 from .ranking import DEFAULT_RANKING, MODES, Mode, RankingParams, check_k, check_mode  # noqa: F401
 from .records import Excerpt, Passage
+from .stores.base import Restriction
+from .stores.location import parse_store
 from .text import valid_text
 from .token_store import best_sentence, maxsim
 
@@ -105,7 +107,8 @@ class Retriever:
     @classmethod
     def open(cls, index: str | Path | None = None, model: str | None = None, *, backend: str | None = None,
              threads: int | None = None, params: RankingParams = DEFAULT_RANKING, build_missing: bool = False,
-             notify: Callable[[str], None] | None = None, progress: bool = False) -> Retriever:
+             notify: Callable[[str], None] | None = None, progress: bool = False,
+             store: str | None = None) -> Retriever:
         """Open the index (default: embeddings/) with the model it was built with.
 
         `model` overrides the model; it must be the one the index was built with. `backend`
@@ -113,8 +116,13 @@ class Retriever:
         With `build_missing` and no `index`, the default index is first (re)built from the default
         corpus when it is missing or made with another model (what `qa` and `qa ask` do), with
         `model`; `notify` receives the one-line messages and `progress` shows a progress bar.
+        `store` is a --store URI (:mod:`qa.stores.location`): `milvus:PATH.db` or
+        `http://host:19530` search the passage vectors in Milvus (`index` then names the local half).
         """
-        if index is None and build_missing:
+        location = parse_store(store, index)
+        if store is not None:
+            index = location.local
+        if index is None and build_missing and store is None:
             embedder = load_embedder(model, backend=backend, threads=threads)
             embedder.preload()  # the engine loads while the index is checked and read
             path = ensure_default_index(embedder, notify=notify or (lambda message: None), progress=progress)
@@ -129,14 +137,17 @@ class Retriever:
             raise QAError(f"the index at {path} was built with {manifest.model_id}, not "
                           f"{embedder.spec.model_id}; rebuild it with `qa index --full` or pass the same --model")
         embedder.preload()  # the engine loads while the index is read
-        return cls(PassageIndex.open(path), embedder, params)
+        return cls(PassageIndex.open(path, location if location.kind == "milvus" else None), embedder, params)
 
     def reindexed(self, progress: bool = False) -> tuple[Retriever, BuildReport]:
         """Update the index from the sources it records (only new or changed passages are
         embedded) and return a retriever over the new generation, its BM25 index built, with
         the same engine and parameters; this retriever keeps reading the old generation."""
-        report = build_index(None, self.index.path, self.embedder, progress=progress)
-        fresh = Retriever(PassageIndex.open(self.index.path), self.embedder, self.params)
+        store = self.index.store.location if self.index.store is not None else None
+        if store is not None:
+            self.index.close()  # Milvus Lite serves one process, one client at a time
+        report = build_index(None, self.index.path, self.embedder, progress=progress, store=store)
+        fresh = Retriever(PassageIndex.open(self.index.path, store), self.embedder, self.params)
         _ = fresh.lexical
         return fresh, report
 
@@ -174,12 +185,14 @@ class Retriever:
             raise QAError("empty question: type a question, e.g. \"where did Kim meet Putin?\"")
         check_k(k)
         check_mode(mode)
-        subset = self._subset(Filters(doc=doc, date_from=date_from, date_to=date_to))
+        filters = Filters(doc=doc, date_from=date_from, date_to=date_to)
+        subset = self._subset(filters)
+        restriction = self._restriction(filters) if subset is not None and self.index.store is not None else None
         embedded = self.embedder.embed_queries_with_tokens(questions) if mode != "lexical" else None
         answers = []
         for i, question in enumerate(questions):
             query = (embedded.vectors[i], embedded.of(i)) if embedded is not None else None
-            ranked, confidence = self._rank(question, query, k, mode, subset)
+            ranked, confidence = self._rank(question, query, k, mode, subset, restriction)
             weak = mode != "lexical" and confidence < self.params.weak_margin
             answers.append(Answer(question=question, hits=ranked, weak=weak, confidence=round(confidence, 4),
                                   note="no passage answers this clearly" if weak else None))
@@ -192,13 +205,13 @@ class Retriever:
     # ------------------------------------------------------------------ ranking
 
     def _rank(self, question: str, query: tuple[np.ndarray, np.ndarray] | None, k: int, mode: Mode,
-              subset: np.ndarray | None) -> tuple[list[Hit], float]:
+              subset: np.ndarray | None, restriction: Restriction | None = None) -> tuple[list[Hit], float]:
         """Candidates from the passage vectors and BM25, fused; the best reranked by MaxSim."""
         qvec, qtokens = query if query is not None else (None, None)
         n_candidates = max(self.params.candidates, 4 * k)
         candidates: set[int] = set()
         if qvec is not None:
-            _, ids = self.index.search(qvec[None, :], n_candidates, subset)
+            _, ids = self.index.search(qvec[None, :], n_candidates, subset, restriction)
             candidates.update(int(i) for i in ids[0] if i >= 0)
         lexical = np.zeros(len(self.index), np.float32)
         weight = self._lexical_weight(question, mode)
@@ -300,6 +313,18 @@ class Retriever:
         if not rows:
             raise QAError(_no_match_message(filters, self.index))
         return np.asarray(rows, np.int64)
+
+    def _restriction(self, filters: Filters) -> Restriction:
+        """The filters as scalar conditions a vector store applies itself: the document ids the
+        glob matches and the dates within the range, both read from the local documents.json."""
+        docs = dates = None
+        if filters.doc:
+            docs = frozenset(d.doc_id for d in self.index.documents
+                             if fnmatch.fnmatch(d.doc_id, filters.doc) or fnmatch.fnmatch(Path(d.doc_id).name, filters.doc))
+        if filters.date_from or filters.date_to:
+            known = {s.date for p in self.index.passages for s in p.sources() if s.date}
+            dates = frozenset(d for d in known if _date_in(d, filters.date_from, filters.date_to))
+        return Restriction(doc_ids=docs, dates=dates)
 
 
 def _hit(p: Passage, rank: int, score: float, similarity: float, lexical: float, start: int, end: int) -> Hit:

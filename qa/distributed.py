@@ -1,0 +1,142 @@
+"""Embedding with Ray Data: passages in batches to an actor pool, one embedding engine per actor.
+
+:class:`RayEmbedder` is an :class:`~qa.embedder.Embedder` whose `embed_passages` runs on a Ray
+cluster (`ray.data` `map_batches` over an actor pool); questions and token counting stay in the
+calling process. Each actor loads its engine with :func:`qa.embedding.load_embedder` for the
+same model folder and backend, so the vectors equal a single-process build's (cosine >= 0.9999).
+Without an address a local Ray starts with one worker per core; `ray://HEAD:10001` or `auto`
+joins a cluster, whose workers must see the same model folder (the qa cache). ray is imported
+here only.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .embedder import BATCH_SIZE, Embedder
+from .errors import QAError
+from .stores.location import require_scale
+
+RAY_BATCH = 256  # passages per Ray batch (each actor then batches by length inside it)
+
+
+class _EmbedActor:
+    """One engine per actor, made once; a batch of token sequences in, their vectors and token
+    states out (the engine's own forward pass: the same ids give the same vectors)."""
+
+    def __init__(self, model: str, backend: str, threads: int):
+        from .embedding import load_embedder
+
+        self.embedder = load_embedder(model, backend=backend, threads=threads)
+
+    def __call__(self, batch: dict) -> dict:
+        from .embedder import TokenSequence, _NoBar
+
+        sequences = [TokenSequence([int(x) for x in ids], [int(x) for x in positions], [])
+                     for ids, positions in zip(batch["ids"], batch["positions"])]
+        vectors, states, slots = self.embedder._forward(sequences, BATCH_SIZE, _NoBar())
+        states_column = np.empty(len(states), dtype=object)
+        states_column[:] = [np.ascontiguousarray(x, np.float32) for x in states]
+        return {"row": batch["row"], "vector": vectors, "states": states_column,
+                "slots": np.array([slots] + [0] * (len(states) - 1), np.int64)}
+
+
+class RayEmbedder(Embedder):
+    """`local`'s model and prompts, its passages' forward passes run by `workers` Ray actors.
+
+    Tokenizing stays here (it is cheap, and the build plans from the token ids); questions are
+    embedded locally too.
+    """
+
+    def __init__(self, local: Embedder, address: str | None = None, workers: int | None = None,
+                 threads_per_worker: int = 1):
+        super().__init__(local.spec, local.threads)
+        self.local, self.address = local, address
+        self.workers = workers or _cores()
+        self.threads_per_worker = threads_per_worker
+        self.backend = local.backend
+
+    @property
+    def dimension(self) -> int:
+        return self.local.dimension
+
+    def max_sequence_length(self) -> int:
+        return self.local.max_sequence_length()
+
+    def count_tokens(self, text: str) -> int:
+        return self.local.count_tokens(text)
+
+    def _token_counter(self):
+        return self.local._token_counter()
+
+    def passage_sequences(self, texts):
+        return self.local.passage_sequences(texts)
+
+    def embed_queries(self, texts, batch_size: int = BATCH_SIZE) -> np.ndarray:
+        return self.local.embed_queries(texts, batch_size)
+
+    def embed_queries_with_tokens(self, texts, batch_size: int = BATCH_SIZE):
+        return self.local.embed_queries_with_tokens(texts, batch_size)
+
+    def _encode(self, texts: list[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
+        """Pooled vectors alone: the same distributed forward pass."""
+        sequences = self.local._sequences(texts, prefix)
+        return self._forward(sequences, batch_size, _no_bar())[0]
+
+    def _forward(self, sequences, batch_size: int, bar) -> tuple[np.ndarray, list[np.ndarray], int]:
+        ray = start_ray(self.address, self.workers * self.threads_per_worker)
+        blocks = max(self.workers, min(len(sequences) // RAY_BATCH, 4 * self.workers))
+        data = ray.data.from_items([{"row": i, "ids": s.ids, "positions": s.positions} for i, s in enumerate(sequences)],
+                                   override_num_blocks=blocks)
+        embedded = data.map_batches(
+            _EmbedActor, batch_size=RAY_BATCH, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=self.workers),
+            num_cpus=self.threads_per_worker,
+            fn_constructor_kwargs={"model": self.spec.location, "backend": self.local.backend,
+                                   "threads": self.threads_per_worker})
+        vectors = np.empty((len(sequences), self.dimension), np.float32)
+        states: list[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
+        slots = 0
+        for batch in embedded.iter_batches(batch_size=RAY_BATCH, batch_format="numpy"):
+            rows = batch["row"].astype(np.int64)
+            vectors[rows] = batch["vector"]
+            for row, state in zip(rows, batch["states"]):
+                states[row] = np.asarray(state, np.float32).reshape(-1, self.dimension)
+            slots += int(batch["slots"].sum())
+            bar.update(len(rows))
+        return vectors, states, slots
+
+    def __repr__(self) -> str:
+        return f"<RayEmbedder {self.spec.model_id} workers={self.workers} address={self.address or 'local'}>"
+
+
+def _no_bar():
+    from .embedder import _NoBar
+
+    return _NoBar()
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def start_ray(address: str | None, num_cpus: int | None = None):
+    """The ray module, connected: to `address`, else a local Ray of `num_cpus` CPUs (once)."""
+    ray = require_scale("ray", "--ray")
+    require_scale("ray.data", "--ray")
+    if not ray.is_initialized():
+        kwargs = {"address": address} if address else {"num_cpus": num_cpus or _cores()}
+        try:
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - connection errors come in many types; one line
+            raise QAError(f"cannot start or reach Ray at {address or 'a local cluster'}: "
+                          f"{' '.join(str(exc).split())[:160]}") from None
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset otherwise
+    return ray
