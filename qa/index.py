@@ -12,7 +12,6 @@ Layout of an index folder::
         token_codes.npy  every passage's content tokens, compressed (qa.token_store), memory-mapped
         token_offsets.npy    int64 [n + 1]: passage i's tokens are rows offsets[i]:offsets[i + 1]
         token_sentences.npy  uint16 [T]: the sentence of its passage each token is in
-        token_codebook.npy   float32 [dims + 1, dim]: the tokens' mean and principal axes (absent: float16)
         sentence_spans.npy   int32 [m, 3]: owning passage, start, end (offsets in its text)
 
 One forward pass per passage gives its vector and its tokens. Candidates come from the vectors
@@ -60,7 +59,7 @@ from .stores import milvus_index
 from .stores.base import Restriction, StoreRecord
 from .stores.location import StoreLocation, parse_store
 from .text import path_bytes, path_text, real_path
-from .token_store import CODEBOOK_FILE, FILES as TOKEN_FILES, Codebook, TokenBlock, TokenCodec, TokenStore
+from .token_store import FILES as TOKEN_FILES, Codebook, TokenCodec, TokenStore
 
 FORMAT_VERSION = 3  # 3: token store, no sentence vectors (format 2 is rebuilt in full)
 # Exact search while the passage count is below this, HNSW from there on: about where one exact
@@ -240,12 +239,11 @@ def _span_damage(passages: list[Passage], spans: np.ndarray) -> str | None:
 
 
 def nonfinite_passages(vectors: Vectors) -> np.ndarray:
-    """Mask of the passages whose vector or one of whose float16 tokens is NaN or infinite
-    (product-quantised tokens are byte codes: always valid)."""
+    """Mask of the passages whose vector or one of whose tokens' scales is NaN or infinite."""
     bad = ~np.isfinite(vectors.passages).all(axis=1)
     tokens = vectors.tokens
-    if tokens.codebook.axes is None and len(tokens.codes):
-        bad_tokens = np.flatnonzero(~np.isfinite(np.asarray(tokens.codes)).all(axis=1))
+    if len(tokens.codes):
+        bad_tokens = np.flatnonzero(~np.isfinite(tokens.codebook.scales(np.asarray(tokens.codes))))
         bad[np.searchsorted(tokens.offsets, bad_tokens, side="right") - 1] = True
     return bad
 
@@ -783,7 +781,6 @@ class _Previous:
     manifest: IndexManifest
     reuse: dict  # content hash -> (passage vector, sentence spans [k, 2], stored token block)
     passages: list[Passage]
-    codebook: Codebook | None = None  # the codebook the reused token codes need
     damage: str | None = None  # the arrays cannot be trusted at all
     repaired: int = 0  # passages left out of `reuse` because their vectors are not finite
 
@@ -812,7 +809,7 @@ def _previous_state(index_dir: Path) -> _Previous | None:
     rows, bad = vectors.sentence_rows(), nonfinite_passages(vectors)
     reuse = {p.content_hash(): (vectors.passages[i], vectors.spans[rows[i]:rows[i + 1], 1:], vectors.tokens.block(i))
              for i, p in enumerate(passages) if not bad[i]}
-    return _Previous(manifest, reuse, passages, codebook=vectors.tokens.codebook, repaired=int(bad.sum()))
+    return _Previous(manifest, reuse, passages, repaired=int(bad.sum()))
 
 
 def _read_passages_or_none(generation: Path) -> list[Passage]:
@@ -845,21 +842,13 @@ def _manifest_for(identity: IndexIdentity, corpus: Corpus, vectors: Vectors, sou
 
 def _vectors_for(passages: list[Passage], previous: _Previous | None, reuse: dict, embedder,
                  progress: bool) -> tuple[Vectors, int, float]:
-    """Reuse stored vectors and tokens by content hash; embed the rest, one forward pass each.
-
-    Reused token codes need the codebook they were made with: it is kept, unless it is none
-    (float16 tokens, an index too small to train one) while this build has tokens enough.
-    """
+    """Reuse stored vectors and tokens by content hash; embed the rest, one forward pass each."""
     missing = [i for i, p in enumerate(passages) if p.content_hash() not in reuse]
     spans_of = {i: np.asarray(split_sentences(passages[i].text) or [(0, len(passages[i].text))], np.int32)
                 for i in missing}
     inputs = [PassageInput(passages[i].embed_text(), len(passages[i].embed_text()) - len(passages[i].text),
                            spans_of[i][:, 1].astype(np.int64)) for i in missing]
-    codebook = previous.codebook if (previous is not None and reuse) else None
-    retrain = codebook is not None and codebook.axes is None
-    decoded = [codebook.decode(block.codes) for _, _, block in reuse.values()] if retrain else None
-    encoded = encode_passages(embedder, inputs, None if retrain else codebook, decoded,
-                              progress=progress and len(inputs) > 64)
+    encoded = encode_passages(embedder, inputs, progress=progress and len(inputs) > 64)
     fresh = dict(zip(missing, range(len(missing))))
     rows_p, rows_spans, blocks = [], [], []
     for i, p in enumerate(passages):
@@ -867,16 +856,15 @@ def _vectors_for(passages: list[Passage], previous: _Previous | None, reuse: dic
             vector, spans, block = encoded.vectors[fresh[i]], spans_of[i], encoded.blocks[fresh[i]]
         else:
             vector, spans, block = reuse[p.content_hash()]
-            if retrain:
-                block = TokenBlock(encoded.codebook.encode(codebook.decode(block.codes)), block.counts, block.sentences)
         rows_p.append(vector)
         blocks.append(block)
         rows_spans.append(np.column_stack([np.full(len(spans), i, np.int32), spans]).astype(np.int32))
-    codes = np.concatenate([b.codes for b in blocks]) if blocks else encoded.codebook.empty()
+    codebook = Codebook(embedder.dimension)
+    codes = np.concatenate([b.codes for b in blocks]) if blocks else codebook.empty()
     offsets = np.concatenate([[0], np.cumsum([len(b.codes) for b in blocks])]).astype(np.int64)
     sentences = np.concatenate([b.sentences for b in blocks]).astype(np.uint16) if blocks else np.zeros(0, np.uint16)
-    tokens = TokenStore(encoded.codebook, codes, offsets, sentences)
-    vectors = Vectors(np.asarray(rows_p, np.float32).reshape(len(passages), -1), np.concatenate(rows_spans), tokens)
+    vectors = Vectors(np.asarray(rows_p, np.float32).reshape(len(passages), -1), np.concatenate(rows_spans),
+                      TokenStore(codebook, codes, offsets, sentences))
     return vectors, len(missing), encoded.padding
 
 
@@ -946,8 +934,6 @@ def _write_files(staging: Path, manifest: IndexManifest, corpus: Corpus, vectors
     tokens = vectors.tokens
     for name, array in zip(TOKEN_FILES, (tokens.codes, tokens.offsets, tokens.sentences)):
         np.save(staging / name, np.ascontiguousarray(array))
-    if tokens.codebook.axes is not None:
-        np.save(staging / CODEBOOK_FILE, tokens.codebook.axes)
     if manifest.store is None:  # a Milvus store searches the passages instead
         faiss.write_index(make_faiss_index(vectors.passages, manifest.faiss), str(staging / "faiss.index"))
     raw = manifest.raw_sources or [None] * len(manifest.sources)

@@ -23,13 +23,14 @@ class RankingParams:
 
     # Fusion weights of the max-normalised BM25 score against cosine similarity: same-language
     # questions gain from names, numbers and rare words; cross-language ones only get noise.
-    lexical_weight_same_language: float = 0.05
+    lexical_weight_same_language: float = 0.15
     lexical_weight_other_language: float = 0.0
     candidates: int = 100  # per question, from FAISS and from BM25 each (at least 4 k)
     # Late interaction: the best `rerank_depth` candidates (by passage cosine + BM25) are
     # reordered by passage cosine + maxsim_weight x MaxSim(question tokens, passage tokens) + BM25.
-    rerank_depth: int = 20
-    maxsim_weight: float = 1.0
+    # Fitted with the BM25 weight on PIAF + XQuAD en-de + en-es (scripts/li_fit.py, EVALUATION.md).
+    rerank_depth: int = 30  # the fit peaked at 50 (of 20, 30, 50); 30 costs less time (BENCHMARKS.md)
+    maxsim_weight: float = 6.0
     duplicate_cosine: float = 0.97  # hits at least this close collapse into one, with every source
     # Weak-answer signal: how far the best dense score stands above the candidates' median.
     weak_margin: float = 0.032

@@ -2,13 +2,13 @@
 
 One forward pass per passage gives its vector (the model's pooling) and its content tokens;
 the tokens are kept here so that a question's own tokens can be matched against a candidate's
-at search time (ColBERT's late interaction, Khattab & Zaharia 2020). Uncompressed they would
-cost ~140 KB a passage (float16), so each token is projected on the index's first principal
-axes (a PCA of a sample of its own tokens, kept beside the codes) and stored as int8 with one
-float32 scale: `dims + 4` bytes. Product quantisation at the same size or smaller lost more
-nDCG on every public set (EVALUATION.md, scripts/li_fit.py). The question's tokens are
-projected once, so scoring never decodes a passage's tokens back to full width. An index with
-too few tokens to train the projection keeps them in float16. The arrays are memory-mapped.
+at search time (ColBERT's late interaction, Khattab & Zaharia 2020). Each token is stored as
+int8 with one float32 scale (`dimension + 4` bytes, a quarter of float32); the question's
+tokens are scored against the int8 values directly and the scales applied after, so nothing
+is decoded to float32 first. Smaller codes were measured and lost more than the 0.3 nDCG@10 the
+store may cost on some public set (product quantisation at 96 B/token, OPQ, PCA + int8 at
+132-196 B/token: EVALUATION.md, scripts/li_fit.py). No training, so any index, however small,
+and any incremental update store tokens the same way. The arrays are memory-mapped.
 
 Each token also records which sentence of its passage holds it, so the sentence that best
 matches the question is marked without sentence vectors (:func:`best_sentence`).
@@ -23,23 +23,16 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-# Principal axes kept per token, chosen on the public sets (EVALUATION.md, scripts/li_fit.py);
-# the training sample, and the fewest tokens to train on (below that: float16 tokens, which cost
-# little at that size).
-PCA_DIMS = 128
-MIN_TRAIN_TOKENS = 10_000
-TRAIN_TOKENS = 65_536
 CONTEXT_SENTENCE = np.iinfo(np.uint16).max  # a token of the heading line, in no sentence
 
 FILES = ("token_codes.npy", "token_offsets.npy", "token_sentences.npy")
-CODEBOOK_FILE = "token_codebook.npy"
 
 
 class TokenCodec(BaseModel):
     """How the tokens of a generation are stored (recorded in its manifest)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["pca-int8", "fp16"]
+    kind: Literal["int8"]
     bytes_per_token: int
 
 
@@ -47,71 +40,50 @@ class TokenCodec(BaseModel):
 class TokenBlock:
     """Tokens of consecutive passages, in stored form."""
 
-    codes: np.ndarray  # uint8 [T, dims + 4] (pca-int8) or float16 [T, dimension] (fp16)
+    codes: np.ndarray  # uint8 [T, dimension + 4]: int8 values, then the float32 scale's bytes
     counts: np.ndarray  # int64 [n]: tokens per passage
     sentences: np.ndarray  # uint16 [T]: sentence number of each token within its passage
 
 
 class Codebook:
-    """A token projection (mean and principal axes), or none for float16 storage."""
+    """int8 tokens with a per-token scale: encode, score and decode."""
 
-    def __init__(self, axes: np.ndarray | None, dimension: int):
-        # float32 [dims + 1, dimension]: row 0 the sample's mean, then the principal axes
-        self.axes, self.dimension = axes, dimension
-
-    @classmethod
-    def train(cls, sample: np.ndarray, dims: int = PCA_DIMS) -> Codebook:
-        """The projection for `sample` (normalised float32 tokens); float16 when it is too small."""
-        dimension = sample.shape[1]
-        if len(sample) < MIN_TRAIN_TOKENS or dims >= dimension:
-            return cls(None, dimension)
-        sample = np.asarray(sample, np.float64)
-        mean = sample.mean(0)
-        _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
-        return cls(np.vstack([mean, vt[:dims]]).astype(np.float32), dimension)
+    def __init__(self, dimension: int):
+        self.dimension = dimension
 
     @property
     def codec(self) -> TokenCodec:
-        if self.axes is None:
-            return TokenCodec(kind="fp16", bytes_per_token=2 * self.dimension)
-        return TokenCodec(kind="pca-int8", bytes_per_token=len(self.axes) - 1 + 4)
+        return TokenCodec(kind="int8", bytes_per_token=self.width)
 
     @property
     def width(self) -> int:
-        """Columns of the stored codes."""
-        return self.dimension if self.axes is None else len(self.axes) - 1 + 4
+        """Columns (bytes) of the stored codes."""
+        return self.dimension + 4
 
     def encode(self, tokens: np.ndarray) -> np.ndarray:
-        if self.axes is None:
-            return tokens.astype(np.float16)
-        projected = (tokens - self.axes[0]) @ self.axes[1:].T
-        scale = np.maximum(np.abs(projected).max(1, keepdims=True), 1e-12).astype(np.float32) / 127
-        codes = np.round(projected / scale).astype(np.int8)
-        return np.hstack([codes.view(np.uint8), scale.view(np.uint8)])
+        scale = (np.maximum(np.abs(tokens).max(1, keepdims=True), 1e-12) / 127).astype(np.float32)
+        values = np.round(tokens / scale).astype(np.int8)
+        return np.hstack([values.view(np.uint8), scale.view(np.uint8)])
 
     def similarities(self, question: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Cosines [question tokens, stored tokens] of normalised question tokens with stored
-        tokens: t ~ mean + p A, so q . t = q . mean + (q A^T) . p, without decoding t."""
-        if self.axes is None:
-            return question @ codes.astype(np.float32).T
-        projected, scales = self._unpack(codes)
-        return (question @ self.axes[1:].T) @ (projected * scales).T + (question @ self.axes[0])[:, None]
+        """Cosines [question tokens, stored tokens] of normalised question tokens with stored ones."""
+        values, scales = self._unpack(codes)
+        return (question @ values.T) * scales
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        """The stored tokens back in float32 (approximately, for the projection)."""
-        if self.axes is None:
-            return codes.astype(np.float32)
-        projected, scales = self._unpack(codes)
-        return (projected * scales) @ self.axes[1:] + self.axes[0]
+        """The stored tokens back in float32 (to the int8 rounding)."""
+        values, scales = self._unpack(codes)
+        return values * scales[:, None]
+
+    def scales(self, codes: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(codes[:, self.dimension:]).view(np.float32)[:, 0]
 
     def _unpack(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dims = len(self.axes) - 1
-        codes = np.ascontiguousarray(codes)
-        return codes[:, :dims].view(np.int8).astype(np.float32), codes[:, dims:].copy().view(np.float32)
+        codes = np.asarray(codes)
+        return codes[:, :self.dimension].view(np.int8).astype(np.float32), self.scales(codes)
 
     def empty(self) -> np.ndarray:
-        """Zero stored tokens of this codec (the codes of an empty passage list)."""
-        return np.zeros((0, self.width), np.float16 if self.axes is None else np.uint8)
+        return np.zeros((0, self.width), np.uint8)
 
 
 class TokenStore:
@@ -122,16 +94,12 @@ class TokenStore:
 
     @classmethod
     def open(cls, folder: Path, dimension: int) -> TokenStore:
-        codebook_path = folder / CODEBOOK_FILE
-        axes = np.load(codebook_path) if codebook_path.is_file() else None
         codes, offsets, sentences = (np.load(folder / name, mmap_mode="r") for name in FILES)
-        return cls(Codebook(axes, dimension), codes, np.asarray(offsets), sentences)
+        return cls(Codebook(dimension), codes, np.asarray(offsets), sentences)
 
     def damage(self, passages: int, dimension: int) -> str | None:
         """Why these arrays cannot be this generation's tokens, or None (linear, numpy only)."""
-        codec = self.codebook.codec
-        width = self.codebook.width
-        dtype = np.float16 if codec.kind == "fp16" else np.uint8
+        width, dtype = self.codebook.width, np.uint8
         if self.codes.ndim != 2 or self.codes.shape[1] != width or self.codes.dtype != dtype:
             return f"token_codes.npy holds {self.codes.dtype}{list(self.codes.shape)}, expected {np.dtype(dtype)}[T, {width}]"
         o = self.offsets

@@ -190,10 +190,10 @@ def _nan_vectors(generation: Path) -> None:
 
 
 def _nan_tokens(generation: Path) -> None:
-    path = generation / "token_codes.npy"  # float16 tokens: the seed corpus is too small for PQ
-    tokens = np.load(path)
-    tokens[np.load(generation / "token_offsets.npy")[5] + 2, :7] = np.inf
-    np.save(path, tokens)
+    path = generation / "token_codes.npy"  # int8 values, then each token's float32 scale
+    codes = np.load(path)
+    codes[np.load(generation / "token_offsets.npy")[5] + 2, -4:] = np.frombuffer(np.float32(np.inf).tobytes(), np.uint8)
+    np.save(path, codes)
 
 
 def _short_vectors(generation: Path) -> None:

@@ -35,7 +35,7 @@ def test_default_corpus_index(corpus_index):
     assert len(index) == index.vectors.shape[0] == index.faiss_passages.ntotal > 40
     tokens = index.tokens  # one forward pass per passage: its content tokens, stored
     assert len(tokens.offsets) == len(index) + 1 and (np.diff(tokens.offsets) > 0).all()
-    assert index.manifest.tokens == tokens.codebook.codec and tokens.codebook.codec.kind == "fp16"  # small: no PQ
+    assert index.manifest.tokens == tokens.codebook.codec and tokens.codebook.codec.kind == "int8"
     decoded = tokens.codebook.decode(np.asarray(tokens.codes))
     assert np.allclose(np.linalg.norm(decoded, axis=1), 1, atol=1e-2)
     assert len(index.sentence_spans) >= len(index)
@@ -117,57 +117,23 @@ def test_an_index_of_format_2_is_refused_with_the_rebuild_command_then_rebuilt(c
     assert len(PassageIndex.open(index_dir)) == report.passages
 
 
-def test_projected_int8_tokens_rank_as_float16_tokens_do(corpus_copy, tmp_path, embedder, monkeypatch):
-    """Above the training threshold tokens are projected on principal axes and stored as int8
-    (the seed corpus is below it: the threshold is lowered here); incremental builds keep the
-    projection."""
-    import qa.passage_encoding
-    import qa.token_store
-
-    exact = Retriever(PassageIndex.open(build_index([corpus_copy], tmp_path / "fp16", embedder).index), embedder)
-    assert exact.index.tokens.codebook.codec.kind == "fp16"
-    monkeypatch.setattr(qa.token_store, "MIN_TRAIN_TOKENS", 2000)
-    monkeypatch.setattr(qa.passage_encoding, "TRAIN_TOKENS", 2000)
-    index_dir = tmp_path / "pca"
-    build_index([corpus_copy], index_dir, embedder)
-    quantised = Retriever(PassageIndex.open(index_dir), embedder)
-    codec = quantised.index.tokens.codebook.codec
-    assert codec.kind == "pca-int8" and quantised.index.tokens.codes.shape[1] == codec.bytes_per_token == 132
-    questions = [json.loads(line)["question"] for line in
-                 (REPO / "tests/data/seed_questions.jsonl").read_text().splitlines() if line.strip()]
-    same = sum(a.hits[0].passage_id == b.hits[0].passage_id
-               for a, b in zip(exact.ask_many(questions, 3), quantised.ask_many(questions, 3)))
-    assert same >= 0.9 * len(questions)
-    codebook = (live_generation(index_dir) / "token_codebook.npy").read_bytes()
-    (corpus_copy / "new.txt").write_text("Un tout nouveau paragraphe sur la pêche au thon en Bretagne.\n")
-    report = build_index(None, index_dir, embedder)
-    assert report.embedded == 1 and not report.full
-    assert (live_generation(index_dir) / "token_codebook.npy").read_bytes() == codebook
-    assert "thon" in Retriever(PassageIndex.open(index_dir), embedder).search("pêche au thon", 1)[0].text
-
-
-def test_a_float16_token_store_becomes_projected_when_the_index_grows(corpus_copy, tmp_path, embedder, monkeypatch):
-    import qa.passage_encoding
-    import qa.token_store
-
-    monkeypatch.setattr(qa.token_store, "MIN_TRAIN_TOKENS", 2500)
-    monkeypatch.setattr(qa.passage_encoding, "TRAIN_TOKENS", 2500)
-    articles = sorted(corpus_copy.iterdir())
-    held_back = tmp_path / "later"
-    held_back.mkdir()
-    for path in articles[2:]:
-        shutil.move(path, held_back / path.name)
+def test_stored_tokens_are_the_engines_and_survive_incremental_builds(corpus_copy, tmp_path, embedder):
     index_dir = tmp_path / "idx"
     build_index([corpus_copy], index_dir, embedder)
-    assert PassageIndex.open(index_dir).tokens.codebook.codec.kind == "fp16"
-    for path in held_back.iterdir():
-        shutil.move(path, corpus_copy / path.name)
-    report = build_index(None, index_dir, embedder)
-    assert not report.full and 0 < report.embedded < report.passages
     index = PassageIndex.open(index_dir)
-    assert index.tokens.codebook.codec.kind == "pca-int8" and index.manifest.tokens.kind == "pca-int8"
-    hit = Retriever(index, embedder).search("where did Kim meet Putin?", 1)[0]
-    assert "Vladivostok" in hit.text
+    fresh = embedder.embed_passages_with_tokens([p.embed_text() for p in index.passages[:5]])
+    stored, counts = index.tokens.tokens(np.arange(5))
+    assert list(counts) == list(np.diff(fresh.offsets))
+    cosines = (stored * fresh.tokens).sum(1) / np.linalg.norm(stored, axis=1)
+    assert cosines.min() > 0.999  # int8 with a per-token scale
+    before = {p.content_hash(): np.asarray(index.tokens.block(i).codes) for i, p in enumerate(index.passages)}
+    (corpus_copy / "new.txt").write_text("Un tout nouveau paragraphe sur la pêche au thon en Bretagne.\n")
+    assert build_index(None, index_dir, embedder).embedded == 1
+    after = PassageIndex.open(index_dir)
+    for i, p in enumerate(after.passages):
+        if p.content_hash() in before:
+            assert np.array_equal(np.asarray(after.tokens.block(i).codes), before[p.content_hash()])
+    assert "thon" in Retriever(after, embedder).search("pêche au thon", 1)[0].text
 
 
 def test_missing_index_is_clear(tmp_path):
