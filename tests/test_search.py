@@ -35,8 +35,11 @@ def test_vladivostok_first_with_sentence_marked(retriever, question):
 def test_hit_carries_its_source(retriever):
     from qa.ingest import read_text
 
-    hit = retriever.search("Quelle chaîne de télévision russe a interviewé Kim ?", k=1)[0]
-    assert hit.doc_id == "004_439350766ee36b46.txt" and "Rossiya 24" in hit.text
+    # The ranking's own floor is test_quality_on_own_questions; here, the answering passage's source
+    # (with the MaxSim rerank it ranks second, after a passage citing a Russian news agency).
+    hits = retriever.search("Quelle chaîne de télévision russe a interviewé Kim ?", k=3)
+    hit = next(h for h in hits if "Rossiya 24" in h.text)
+    assert hit.doc_id == "004_439350766ee36b46.txt"
     raw = read_text(CORPUS / hit.doc_id)[hit.start:hit.end]
     assert " ".join(raw.split()) == hit.text
     assert hit.paragraph >= 1
