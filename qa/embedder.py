@@ -140,7 +140,7 @@ class Embedder(ABC):
     def passage_sequences(self, texts: Sequence[str]) -> list[TokenSequence]:
         """The token ids the model will read for each passage (tokenizing is cheap; a build
         plans its engine calls from these lengths)."""
-        return self._passage_sequences([valid_text(t) for t in texts])
+        return self._sequences([valid_text(t) for t in texts], self.spec.passage_prefix)
 
     def embed_sequences(self, sequences: list[TokenSequence], batch_size: int = BATCH_SIZE,
                         bar=None) -> TokenEmbeddings:
@@ -155,9 +155,6 @@ class Embedder(ABC):
         starts = np.fromiter((c for s in sequences for c in s.starts), np.int32, int(offsets[-1]))
         return TokenEmbeddings(np.ascontiguousarray(vectors, dtype=np.float32), tokens, offsets, starts,
                                real_tokens=sum(len(s.ids) for s in sequences), slots=slots)
-
-    def _passage_sequences(self, texts: list[str]) -> list[TokenSequence]:
-        return self._sequences(texts, self.spec.passage_prefix)
 
     def _query_sequences(self, texts: list[str]) -> list[TokenSequence]:
         return self._sequences(texts, self.spec.query_prefix)

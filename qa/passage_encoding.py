@@ -56,4 +56,4 @@ def encode_passages(embedder: Embedder, inputs: list[PassageInput], *, progress:
 
 def _block(codebook: Codebook, tokens: np.ndarray, passage: PassageInput, sequence: TokenSequence) -> TokenBlock:
     numbers = sentence_numbers(np.asarray(sequence.starts, np.int64), passage.context_chars, passage.sentence_ends)
-    return TokenBlock(codebook.encode(tokens), np.array([len(tokens)]), numbers)
+    return TokenBlock(codebook.encode(tokens), numbers)

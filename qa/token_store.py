@@ -41,7 +41,6 @@ class TokenBlock:
     """Tokens of consecutive passages, in stored form."""
 
     codes: np.ndarray  # uint8 [T, dimension + 4]: int8 values, then the float32 scale's bytes
-    counts: np.ndarray  # int64 [n]: tokens per passage
     sentences: np.ndarray  # uint16 [T]: sentence number of each token within its passage
 
 
@@ -113,7 +112,7 @@ class TokenStore:
     def block(self, row: int) -> TokenBlock:
         """One passage's stored tokens (reused as they are by an incremental build)."""
         a, b = int(self.offsets[row]), int(self.offsets[row + 1])
-        return TokenBlock(np.asarray(self.codes[a:b]), np.array([b - a]), np.asarray(self.sentences[a:b]))
+        return TokenBlock(np.asarray(self.codes[a:b]), np.asarray(self.sentences[a:b]))
 
     def codes_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(stored codes of `rows`, one after the other; each row's token count)."""
