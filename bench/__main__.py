@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch and FAISS, in this process and every child (sets "
                              "OMP_NUM_THREADS, so the torch-based peers run at N); default: the libraries' own (one "
-                             "per core). qa's engines take QA_THREADS (default 1); the threads section compares")
+                             "per core). qa's engines take QA_THREADS (default: one per core for onnx); the threads section compares")
     parser.add_argument("--piaf-limit", type=int, default=0, metavar="N",
                         help="index only the first PIAF articles, about N paragraphs (default: all)")
     parser.add_argument("--worker", choices=sorted(TASKS), help=argparse.SUPPRESS)

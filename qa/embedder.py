@@ -250,3 +250,14 @@ def progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc="embedding", unit="text", leave=False)
+
+
+def budget_batches(lengths: np.ndarray, token_budget: int, max_rows: int) -> Iterator[np.ndarray]:
+    """Rows longest first, in batches of at most `token_budget` token slots (rows x the batch's
+    longest) and `max_rows` rows: long texts go a few at a time, short ones many at a time."""
+    order = np.argsort(-lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        rows = max(1, min(max_rows, token_budget // max(int(lengths[order[start]]), 1)))
+        yield order[start:start + rows]
+        start += rows

@@ -28,7 +28,7 @@ __all__ = ["BATCH_SIZE", "BACKENDS", "Backend", "Embedder", "choose_backend", "d
 Backend = Literal["auto", "onnx", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 # Default engine threads, per engine, picked from `python -m bench --only threads`
-# (BENCHMARKS.md): onnxruntime's threads spin briefly, then sleep, so one thread per core is the
+# (BENCHMARKS.md): onnxruntime's threads sleep when idle (qa turns their spinning off), so one thread per core is the
 # fastest idle and costs little when another process keeps the cores busy; torch's OpenMP
 # threads wait at every barrier for a descheduled peer, and two of them collapse under such a
 # load, so torch gets one.

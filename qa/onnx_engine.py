@@ -11,11 +11,14 @@ checked when the export is written and in the tests.
 from __future__ import annotations
 
 import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from .embedder import Embedder, TokenSequence, length_batches, progress_bar
+from .embedder import Embedder, TokenSequence, budget_batches, length_batches, progress_bar
 from .errors import ModelError
 from .model_folder import EXPORT_FOLDER, MODEL_FILE, FolderLayout, read_layout
 from .unigram import VOCAB_FILE, FastUnigram
@@ -23,32 +26,69 @@ from .unigram import VOCAB_FILE, FastUnigram
 # Texts up to this many characters in all (a question, a batch of questions) are tokenized by
 # the fast Unigram path while the full tokenizer is not loaded; longer work loads it once.
 FAST_PATH_CHARS = 4000
+# Bulk work (an index build) runs batches of at most this many token slots, `threads` of them at
+# once on a single-threaded session: on this model and a 2-core CPU, two concurrent one-thread
+# runs of small batches outpace one two-thread run of large ones (BENCHMARKS.md, indexing).
+BULK_TOKEN_BUDGET = 1024
+BULK_MAX_ROWS = 64
 
 
 class OnnxModel:
-    """An onnxruntime session over an exported transformer (the shape of fastembed's OnnxModel)."""
+    """An onnxruntime session over an exported transformer (the shape of fastembed's OnnxModel).
+
+    Two sessions over the one file, each opened on first use: a `threads`-thread one for a
+    single batch (a question: its latency), and a one-thread one that runs `threads` batches at
+    once for bulk work (a build: its throughput). The weights are memory-mapped from the
+    export, so the second session costs its own working memory, not another copy of the model."""
 
     def __init__(self, path: Path, threads: int):
+        self.path, self.threads = path, threads
+        # Not spinning: a question's forward pass is followed at once by the MaxSim rerank's
+        # matrix product, whose BLAS threads a still-spinning onnxruntime thread would slow down
+        # (measured: the rerank costs less than half as much, the forward pass the same; BENCHMARKS.md).
+        self.session = self._open(threads, spinning=False)
+        self._bulk = None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output = next((n for n in ("last_hidden_state", "token_embeddings") if n in outputs), outputs[0])
+
+    def _open(self, threads: int, spinning: bool = True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # a damaged or foreign file: one line, not onnxruntime's trace
-            raise ModelError(f"cannot open the ONNX model {path}: {str(exc).strip().splitlines()[0][:160]}") from None
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        outputs = [o.name for o in self.session.get_outputs()]
-        self.output = next((n for n in ("last_hidden_state", "token_embeddings") if n in outputs), outputs[0])
+            raise ModelError(f"cannot open the ONNX model {self.path}: {str(exc).strip().splitlines()[0][:160]}") from None
 
-    def token_states(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def token_states(self, ids: np.ndarray, mask: np.ndarray, session=None) -> np.ndarray:
         """float32 [batch, sequence, hidden] for int64 token ids and attention mask."""
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.input_names:
             feed["token_type_ids"] = np.zeros_like(ids)
-        return self.session.run([self.output], feed)[0]
+        return (session or self.session).run([self.output], feed)[0]
+
+    def token_states_many(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+        """token_states of each (ids, mask) batch, in order, `threads` batches running at once
+        (onnxruntime releases the GIL); at most 2 x threads batches are in flight."""
+        if self.threads < 2:
+            yield from (self.token_states(ids, mask) for ids, mask in batches)
+            return
+        if self._bulk is None:
+            self._bulk = self._open(1)
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="qa-onnx") as pool:
+            pending: deque = deque()
+            for ids, mask in batches:
+                pending.append(pool.submit(self.token_states, ids, mask, self._bulk))
+                if len(pending) >= 2 * self.threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
 
 class OnnxEmbedder(Embedder):
@@ -107,34 +147,39 @@ class OnnxEmbedder(Embedder):
         return self.layout.max_seq_length
 
     def _encode(self, texts: list[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
-        model = self._engine()
-        sequences = self._token_ids([prefix + t for t in texts])
-        lengths = np.fromiter((len(ids) for ids in sequences), np.int64, len(sequences))
-        out = np.empty((len(texts), self.dimension), np.float32)
+        sequences = [TokenSequence(ids, [], []) for ids in self._token_ids([prefix + t for t in texts])]
         bar = progress_bar(len(texts), progress)
-        for rows in length_batches(lengths, batch_size):
-            ids, mask = self._pad([sequences[i] for i in rows], int(lengths[rows].max()))
-            out[rows] = self._pool(model.token_states(ids, mask), mask)
-            bar.update(len(rows))
-        bar.close()
-        return out
+        try:
+            return self._forward(sequences, batch_size, bar, keep_tokens=False)[0]
+        finally:
+            bar.close()
 
-    def _forward(self, sequences: list[TokenSequence], batch_size: int, bar
+    def _forward(self, sequences: list[TokenSequence], batch_size: int, bar, keep_tokens: bool = True
                  ) -> tuple[np.ndarray, list[np.ndarray], int]:
         model = self._engine()
         lengths = np.fromiter((len(s.ids) for s in sequences), np.int64, len(sequences))
         vectors = np.empty((len(sequences), self.dimension), np.float32)
         states: list[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
         slots = 0
-        for rows in length_batches(lengths, batch_size):
-            ids, mask = self._pad([sequences[i].ids for i in rows], int(lengths[rows].max()))
-            batch = model.token_states(ids, mask)
+        plan = self._batches(lengths, batch_size, model)
+        padded = (self._pad([sequences[i].ids for i in rows], int(lengths[rows].max())) for rows in plan)
+        runs = model.token_states_many(padded) if len(plan) > 1 else (model.token_states(*f) for f in padded)
+        for rows, batch in zip(plan, runs, strict=True):
+            mask = (np.arange(batch.shape[1]) < lengths[rows][:, None]).astype(np.int64)
             vectors[rows] = self._pool(batch, mask)
-            for j, row in enumerate(rows):
-                states[row] = batch[j, sequences[row].positions]
+            if keep_tokens:
+                for j, row in enumerate(rows):
+                    states[row] = batch[j, sequences[row].positions]
             slots += len(rows) * int(lengths[rows].max())
             bar.update(len(rows))
         return vectors, states, slots
+
+    @staticmethod
+    def _batches(lengths: np.ndarray, batch_size: int, model: OnnxModel) -> list[np.ndarray]:
+        """Longest first; for bulk work on several threads, batches cut to a token budget."""
+        if model.threads < 2 or len(lengths) <= batch_size:
+            return list(length_batches(lengths, batch_size))
+        return list(budget_batches(lengths, BULK_TOKEN_BUDGET, BULK_MAX_ROWS))
 
     def _query_sequences(self, texts: list[str]) -> list[TokenSequence]:
         """Questions through the fast Unigram path when it is there (no 0.6 s tokenizer load):

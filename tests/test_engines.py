@@ -167,12 +167,30 @@ def test_backend_and_threads_are_validated():
 def test_threads_reach_the_engine(monkeypatch):
     embedder = load_embedder(threads=2)
     embedder.embed_queries(["x"])
-    assert embedder._engine().session.get_session_options().intra_op_num_threads == 2
+    options = embedder._engine().session.get_session_options()
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     monkeypatch.delenv("QA_THREADS", raising=False)
     assert load_embedder().threads == len(os.sched_getaffinity(0))  # onnx: one per core
     assert load_embedder(backend="torch").threads == 1  # torch's spinning threads collapse under load
     monkeypatch.setenv("QA_THREADS", "3")
     assert load_embedder(backend="torch").threads == 3
+
+
+def test_bulk_work_on_two_threads_equals_one_thread(onnx_embedder):
+    """A build's batches run two at a time on the one-thread session (token-budget batches): the
+    same vectors and tokens as one thread running the questions' kind of batches, bit for bit."""
+    texts = paragraphs() * 3
+    two = load_embedder(threads=2)
+    one = load_embedder(threads=1)
+    a, b = two.embed_passages_with_tokens(texts), one.embed_passages_with_tokens(texts)
+    assert two._engine()._bulk is not None and one._engine()._bulk is None
+    assert two._engine()._bulk.get_session_options().intra_op_num_threads == 1
+    assert np.array_equal(a.offsets, b.offsets) and np.allclose(a.tokens, b.tokens, atol=1e-5)
+    assert np.allclose(a.vectors, b.vectors, atol=1e-6)
+    assert np.allclose(two.embed_passages(texts), a.vectors, atol=1e-6)
+    question = two.embed_queries(["où Kim a-t-il rencontré Poutine ?"])
+    assert np.allclose(question, one.embed_queries(["où Kim a-t-il rencontré Poutine ?"]), atol=1e-6)
 
 
 def copy_without_export(tmp_path: Path) -> Path:
