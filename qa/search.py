@@ -37,7 +37,7 @@ from .ranking import DEFAULT_RANKING, MODES, Mode, RankingParams, check_k, check
 from .records import Excerpt, Passage
 from .stores.base import Restriction
 from .stores.location import parse_store
-from .text import valid_text
+from .text import valid_text, words
 from .token_store import best_sentence, maxsim
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -214,9 +214,9 @@ class Retriever:
             _, ids = self.index.search(qvec[None, :], n_candidates, subset, restriction)
             candidates.update(int(i) for i in ids[0] if i >= 0)
         lexical = np.zeros(len(self.index), np.float32)
-        weight = self._lexical_weight(question, mode)
+        weight, lexical_query = self._lexical_plan(question, mode)
         if weight > 0:
-            lexical = self.lexical.scores(question)
+            lexical = self.lexical.scores(lexical_query)
             if subset is not None:
                 keep = np.zeros(len(self.index), bool)
                 keep[subset] = True
@@ -231,34 +231,44 @@ class Retriever:
         lexical_norm = lexical_scores / lexical_scores.max() if lexical_scores.max() > 0 else lexical_scores
         fused = lexical_norm if mode == "lexical" else dense + weight * lexical_norm
         order = np.argsort(-fused, kind="stable")
+        alignments: dict[int, np.ndarray] = {}
         if qtokens is not None:
-            order, fused = self._rerank(rows, order, fused, qtokens, k)
-        hits = self._collapse(rows[order], fused[order], dense[order], lexical_scores[order], qtokens, k)
+            order, fused, alignments = self._rerank(rows, order, fused, qtokens, k)
+        hits = self._collapse(rows[order], fused[order], dense[order], lexical_scores[order], qtokens, k, alignments)
         return hits, self._confidence(dense)
 
     def _rerank(self, rows: np.ndarray, order: np.ndarray, fused: np.ndarray, qtokens: np.ndarray,
-                k: int) -> tuple[np.ndarray, np.ndarray]:
+                k: int) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         """The first max(rerank_depth, 2 k) candidates in `order` reordered by their fused score
-        plus maxsim_weight x MaxSim; the others follow in their order."""
+        plus maxsim_weight x MaxSim; the others follow in their order. Also each reranked
+        passage's question-by-token cosines, by passage row, for marking its answer sentence."""
         depth = min(len(order), max(self.params.rerank_depth, 2 * k)) if self.params.rerank_depth else 0
         if depth == 0 or len(qtokens) == 0 or self.params.maxsim_weight == 0:
-            return order, fused
+            return order, fused, {}
         top = order[:depth]
-        scores = maxsim(*self.index.tokens.similarities(qtokens, rows[top]))
+        similarities, counts = self.index.tokens.similarities(qtokens, rows[top])
         fused = fused.copy()
-        fused[top] += self.params.maxsim_weight * scores
-        return np.concatenate([top[np.argsort(-fused[top], kind="stable")], order[depth:]]), fused
+        fused[top] += self.params.maxsim_weight * maxsim(similarities, counts)
+        ends = np.cumsum(counts)
+        alignments = {int(row): similarities[:, end - count:end] for row, end, count in zip(rows[top], ends, counts)}
+        return np.concatenate([top[np.argsort(-fused[top], kind="stable")], order[depth:]]), fused, alignments
 
-    def _lexical_weight(self, question: str, mode: Mode) -> float:
+    def _lexical_plan(self, question: str, mode: Mode) -> tuple[float, str]:
+        """(BM25's weight in the fusion, the text BM25 is asked): the whole question when it is
+        in the corpus's language (or that cannot be told), else only its numbers."""
         if mode == "dense":
-            return 0.0
+            return 0.0, question
         if mode == "lexical":
-            return 1.0
+            return 1.0, question
         if mode == "hybrid":
-            return self.params.lexical_weight_same_language
+            return self.params.lexical_weight_same_language, question
         question_language = guess_language([question])
-        same = question_language is None or question_language == self.lexical.language
-        return self.params.lexical_weight_same_language if same else self.params.lexical_weight_other_language
+        if question_language is None or question_language == self.lexical.language:
+            return self.params.lexical_weight_same_language, question
+        if self.params.lexical_weight_other_language > 0:
+            return self.params.lexical_weight_other_language, question
+        numbers = " ".join(word for word in words(question) if any(c.isdigit() for c in word))
+        return (self.params.numbers_weight_other_language if numbers else 0.0), numbers
 
     @staticmethod
     def _confidence(dense_scores: np.ndarray) -> float:
@@ -267,7 +277,8 @@ class Retriever:
             return 1.0  # too few passages to tell; never call an answer weak on that alone
         return float(dense_scores.max() - np.median(dense_scores))
 
-    def _collapse(self, rows, fused, dense, lexical, qtokens: np.ndarray | None, k: int) -> list[Hit]:
+    def _collapse(self, rows, fused, dense, lexical, qtokens: np.ndarray | None, k: int,
+                  alignments: dict[int, np.ndarray] | None = None) -> list[Hit]:
         """Take hits in order, folding a near-duplicate of an earlier hit into its sources."""
         kept: list[int] = []
         hits: list[Hit] = []
@@ -280,18 +291,21 @@ class Retriever:
             if len(hits) == k:
                 break
             kept.append(int(row))
-            _, start, end = (int(x) for x in self.index.sentence_spans[self._answer_sentence(int(row), qtokens)])
+            _, start, end = (int(x) for x in self.index.sentence_spans[self._answer_sentence(int(row), qtokens, alignments or {})])
             hits.append(_hit(passage, len(hits) + 1, float(score), float(sim), float(lex), start, end))
         return hits
 
-    def _answer_sentence(self, row: int, qtokens: np.ndarray | None) -> int:
+    def _answer_sentence(self, row: int, qtokens: np.ndarray | None, alignments: dict[int, np.ndarray]) -> int:
         """The sentence row to mark: the one whose tokens best match the question's (MaxSim
-        over that sentence alone); the passage's first sentence without question tokens."""
+        over that sentence alone); the passage's first sentence without question tokens. The
+        rerank has computed the cosines of the passages it reordered (`alignments`)."""
         first = int(self.index.sentence_offsets[row])
         count = int(self.index.sentence_offsets[row + 1]) - first
         if qtokens is None or len(qtokens) == 0 or count <= 1:
             return first
-        similarities, _ = self.index.tokens.similarities(qtokens, np.array([row]))
+        similarities = alignments.get(row)
+        if similarities is None:
+            similarities, _ = self.index.tokens.similarities(qtokens, np.array([row]))
         a, b = self.index.tokens.offsets[row], self.index.tokens.offsets[row + 1]
         number = best_sentence(similarities, np.asarray(self.index.tokens.sentences[a:b]))
         return first + min(number, count - 1) if number is not None else first

@@ -117,8 +117,9 @@ class TokenStore:
     def codes_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(stored codes of `rows`, one after the other; each row's token count)."""
         starts, ends = self.offsets[rows], self.offsets[rows + 1]
-        index = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(rows) else np.zeros(0, int)
-        return np.asarray(self.codes[index]), (ends - starts)
+        if not len(rows):
+            return self.codebook.empty(), ends - starts
+        return np.concatenate([self.codes[a:b] for a, b in zip(starts, ends)]), (ends - starts)
 
     def tokens(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(float32 tokens of `rows` as stored, decoded; each row's token count)."""
@@ -126,9 +127,23 @@ class TokenStore:
         return self.codebook.decode(codes), counts
 
     def similarities(self, question: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(cosines [question tokens, tokens of `rows`], each row's token count)."""
-        codes, counts = self.codes_of(rows)
-        return self.codebook.similarities(question, codes), counts
+        """(cosines [question tokens, tokens of `rows`], each row's token count).
+
+        The rows' int8 values are converted straight from the memory map into one float32
+        matrix (no gathered copy of the codes first), then scored with one matrix product: the
+        rerank's cost is this conversion and that product (BENCHMARKS.md, latency)."""
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        counts = ends - starts
+        dimension = self.codebook.dimension
+        values = np.empty((int(counts.sum()), dimension), np.float32)
+        scales = np.empty(len(values), np.float32)
+        at = 0
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            block = self.codes[a:b]
+            values[at:at + b - a] = block[:, :dimension].view(np.int8)
+            scales[at:at + b - a] = self.codebook.scales(block)
+            at += b - a
+        return (question @ values.T) * scales, counts
 
 
 def maxsim(similarities: np.ndarray, counts: np.ndarray) -> np.ndarray:

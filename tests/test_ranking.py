@@ -15,7 +15,7 @@ from qa.errors import QAError
 from qa.index import (ExactFaiss, HnswFaiss, IndexManifest, PassageIndex, Vectors, _faiss_params, describe,
                       make_faiss_index, read_manifest)
 from qa.records import Document, Passage, Source
-from qa.search import MODES, Filters, Mode, RankingParams, Retriever, _date_in
+from qa.search import DEFAULT_RANKING, MODES, Filters, Mode, RankingParams, Retriever, _date_in
 from qa.token_store import CONTEXT_SENTENCE, Codebook, TokenStore, best_sentence, maxsim
 
 from .conftest import CORPUS
@@ -297,3 +297,33 @@ def test_int8_tokens_score_as_their_decoded_form_to_the_rounding():
     direct = codebook.similarities(question, codes)
     assert np.allclose(direct, question @ codebook.decode(codes).T, atol=1e-5)
     assert np.abs(direct - question @ tokens.T).max() < 0.01  # int8 rounding only
+
+
+def test_budget_batches_cover_every_row_longest_first_within_the_budget():
+    from qa.embedder import budget_batches
+
+    lengths = np.array([5, 512, 40, 40, 300, 7, 120, 1, 2048])
+    batches = list(budget_batches(lengths, 1024, 4))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert [lengths[b].max() for b in batches] == sorted((lengths[b].max() for b in batches), reverse=True)
+    for rows in batches:
+        assert len(rows) <= 4 and (len(rows) == 1 or len(rows) * lengths[rows].max() <= 1024)
+    assert [lengths[b].tolist() for b in batches] == [[2048], [512, 300], [120, 40, 40, 7], [5, 1]]  # 4 rows at most
+
+
+def test_a_question_in_another_language_is_matched_by_bm25_on_its_numbers_only(fake_retriever):
+    english = "By how much did trade between the two countries fall in 2018?"
+    assert fake_retriever.lexical.language == "french"
+    assert fake_retriever._lexical_plan(english, "default") == (DEFAULT_RANKING.numbers_weight_other_language, "2018")
+    assert fake_retriever._lexical_plan("Where did Kim meet Putin?", "default") == (0.0, "")
+    french = "Où Kim a-t-il rencontré Poutine en 2019 ?"
+    assert fake_retriever._lexical_plan(french, "default") == (DEFAULT_RANKING.lexical_weight_same_language, french)
+    assert fake_retriever._lexical_plan(english, "hybrid")[1] == english
+    off = Retriever(fake_retriever.index, fake_retriever.embedder, RankingParams(numbers_weight_other_language=0.0))
+    assert off._lexical_plan(english, "default")[0] == 0.0
+    hits = fake_retriever.search(english, k=10)
+    by_numbers = fake_retriever.lexical.scores("2018")
+    assert by_numbers.max() > 0 and any(h.lexical > 0 for h in hits)
+    for h in hits:
+        row = next(i for i, p in enumerate(fake_retriever.index.passages) if p.id == h.passage_id)
+        assert h.lexical == pytest.approx(float(by_numbers[row]), abs=1e-3)
