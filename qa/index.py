@@ -630,9 +630,37 @@ def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None
     location = store if isinstance(store, StoreLocation) else parse_store(store, index_dir)
     index_dir = location.local
     sources = _sources_for(paths, index_dir)
-    corpus = load_corpus(sources, count_tokens=_token_counter(embedder), max_tokens=embedder.max_tokens)
+    with _SplittingBar(progress) as bar:
+        corpus = load_corpus(sources, count_tokens=_token_counter(embedder), max_tokens=embedder.max_tokens,
+                             progress=bar.report)
     return update_index(corpus, index_dir, embedder, sources=sources, full=full, progress=progress,
                         store=location if location.kind == "milvus" else None)
+
+
+class _SplittingBar:
+    """A progress bar over the characters split into passages, on input long enough to wait
+    for (a multi-megabyte paragraph is windowed to the model's limit with its tokenizer)."""
+
+    MIN_CHARS = 500_000
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar = enabled, None
+
+    def report(self, done: int, total: int) -> None:
+        if not self.enabled or total < self.MIN_CHARS:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="splitting", unit="char", unit_scale=True, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def __enter__(self) -> _SplittingBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def ensure_default_index(embedder, *, notify: Callable[[str], None], progress: bool = False) -> Path:

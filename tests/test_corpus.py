@@ -348,3 +348,17 @@ def test_similarity_join_finds_every_pair_brute_force_finds():
                 expected.add((a, b))
     found = {(a, b) for b, pairs in _similar_pairs(shingles).items() for a, _, _ in pairs}
     assert len(expected) > 30 and found == expected
+
+
+def test_splitting_reports_progress_through_one_long_paragraph(tmp_path):
+    """A paragraph of ~300 KB with no newline is windowed; the progress reports move forward
+    within it (a bar that moves), never back, and end at the whole text."""
+    words = [f"mot{i}" for i in range(40_000)]  # no two windows alike (they would merge)
+    text = ". ".join(" ".join(words[i:i + 12]) for i in range(0, len(words), 12)) + "."
+    (tmp_path / "long.txt").write_text(text, encoding="utf-8")
+    reports: list[tuple[int, int]] = []
+    corpus = load_corpus([tmp_path], progress=lambda done, total: reports.append((done, total)))
+    assert len(corpus.passages) > 50
+    done = [d for d, _ in reports]
+    assert done == sorted(done) and len(set(done)) > 50
+    assert {t for _, t in reports} == {len(text)} and done[-1] == len(text)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..errors import QAError
 from ..records import Corpus, Document, Passage, Source
@@ -47,11 +47,13 @@ __all__ = ["EXTENSIONS", "MAX_TOKENS", "Corpus", "Document", "Passage", "Source"
 
 
 def load_corpus(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
-                count_tokens: CountTokens | None = None, max_tokens: int = MAX_TOKENS) -> Corpus:
+                count_tokens: CountTokens | None = None, max_tokens: int = MAX_TOKENS,
+                progress: Callable[[int, int], None] | None = None) -> Corpus:
     """Read files/folders into a deduplicated list of passages that each fit ``max_tokens``.
 
     ``count_tokens`` should be the model tokenizer's counter (applied to the text that will be
-    embedded, context included); without one a conservative estimate is used. Raises
+    embedded, context included); without one a conservative estimate is used. ``progress(done, total)``
+    is told the characters split so far and in all. Raises
     :class:`QAError` for a path that does not exist or a folder without articles; a single bad
     file only produces a warning.
     """
@@ -62,8 +64,11 @@ def load_corpus(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
     parsed = [doc for f in collect_files(paths, warnings) if (doc := read_document(f, warnings))]
     repeated = repeated_short_keys(parsed)
     passages: list[Passage] = []
+    total, before = sum(len(doc.text) for doc in parsed), 0
     for doc in parsed:
-        found = document_passages(doc, repeated, count, max_tokens)
+        advance = (lambda position, before=before: progress(before + position, total)) if progress else None
+        found = document_passages(doc, repeated, count, max_tokens, advance)
+        before += len(doc.text)
         if not found:
             warnings.append(f"{doc.file.display}: no passages (only headings or boilerplate)")
         passages.extend(found)

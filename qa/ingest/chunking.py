@@ -45,8 +45,11 @@ def is_window(text: str, start: int, end: int) -> bool:
 
 
 def document_passages(doc: ParsedDocument, repeated: set[str], count: CountTokens,
-                       max_tokens: int) -> list[Passage]:
-    """The document's content paragraphs as passages, each carrying the headings before it."""
+                       max_tokens: int, advance: Callable[[int], None] | None = None) -> list[Passage]:
+    """The document's content paragraphs as passages, each carrying the headings before it.
+    `advance(position)` is told how far into the document's text the work has come (after each
+    block, and after each window of a paragraph too long for the model): a progress bar."""
+    advance = advance or (lambda position: None)
     classify(doc, repeated)
     passages: list[Passage] = []
     headings: list[str] = []
@@ -57,13 +60,14 @@ def document_passages(doc: ParsedDocument, repeated: set[str], count: CountToken
         elif block.kind == "paragraph":
             number += 1
             context = CONTEXT_JOINER.join(headings) or None
-            passages.extend(_paragraph_passages(doc, block, number, context, count, max_tokens))
+            passages.extend(_paragraph_passages(doc, block, number, context, count, max_tokens, advance))
             headings = []
+        advance(block.end)
     return passages
 
 
 def _paragraph_passages(doc: ParsedDocument, block: Block, number: int, context: str | None,
-                        count: CountTokens, max_tokens: int) -> list[Passage]:
+                        count: CountTokens, max_tokens: int, advance: Callable[[int], None]) -> list[Passage]:
     """One passage, or several windows when the paragraph does not fit the model."""
     if context and count(embed_text(context, "x")) > max_tokens:
         context = None  # a heading longer than the window cannot be embedded with anything
@@ -72,7 +76,7 @@ def _paragraph_passages(doc: ParsedDocument, block: Block, number: int, context:
     else:
         words = [m.span() for m in _WORD.finditer(doc.text, block.start, block.end)]
         fits = lambda spans: count(embed_text(context, _join(doc.text, spans))) <= max_tokens  # noqa: E731
-        windows = _pack(_units(words, block.text, fits), fits)
+        windows = _pack(_units(words, block.text, fits), fits, lambda window: advance(window[-1][1]))
     return [_passage(doc, spans, number, context) for spans in windows]
 
 
@@ -156,8 +160,9 @@ def _longest_fitting(start: int, end: int, guess: int, fits: Callable[[list[Span
     return max(good, 1)
 
 
-def _pack(units: list[list[Span]], fits: Callable[[list[Span]], bool]) -> list[list[Span]]:
-    """Greedy packing of consecutive units into windows that fit."""
+def _pack(units: list[list[Span]], fits: Callable[[list[Span]], bool],
+          done: Callable[[list[Span]], None] = lambda window: None) -> list[list[Span]]:
+    """Greedy packing of consecutive units into windows that fit; `done` is told each window."""
     windows: list[list[Span]] = []
     current: list[Span] = []
     for unit in units:
@@ -166,6 +171,7 @@ def _pack(units: list[list[Span]], fits: Callable[[list[Span]], bool]) -> list[l
             continue
         if current:
             windows.append(current)
+            done(current)
         current = list(unit)
     if current:
         windows.append(current)
