@@ -11,9 +11,7 @@ import json
 import os
 import random
 import re
-import resource
 import shutil
-import signal
 import string
 import subprocess
 import sys
@@ -36,12 +34,21 @@ QUESTION = "where did Kim meet Putin?"
 # --------------------------------------------------------------------------- helpers
 
 
+# Sets the file size limit, then becomes `python -m qa ...`: a preexec_fn would run Python in a
+# child forked from this process, where Ray's and Milvus's gRPC fork handlers may abort it.
+_LIMITED = ("import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "limit = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)); "
+            "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])")
+
+
 def qa(*args: str, stdin: bytes | None = None, env: dict | None = None, timeout: float = 180,
-       preexec=None) -> subprocess.CompletedProcess:
-    """`python -m qa ARGS` in a child process; stdout/stderr decoded with replacement."""
-    proc = subprocess.run([sys.executable, "-m", "qa", *args], input=stdin, capture_output=True, cwd=REPO,
+       file_size_limit: int | None = None) -> subprocess.CompletedProcess:
+    """`python -m qa ARGS` in a child process; stdout/stderr decoded with replacement. With
+    `file_size_limit`, a write past that many bytes fails with EFBIG (as on a full disk)."""
+    launch = [sys.executable, "-c", _LIMITED, str(file_size_limit)] if file_size_limit else [sys.executable]
+    proc = subprocess.run([*launch, "-m", "qa", *args], input=stdin, capture_output=True, cwd=REPO,
                           env={**os.environ, "NO_COLOR": "1", **(env or {})}, timeout=timeout,
-                          stdin=None if stdin is not None else subprocess.DEVNULL, preexec_fn=preexec)
+                          stdin=None if stdin is not None else subprocess.DEVNULL)
     proc.stdout, proc.stderr = (s.decode("utf-8", "replace") for s in (proc.stdout, proc.stderr))
     return proc
 
@@ -281,19 +288,12 @@ def _no_leftovers(index_dir: Path) -> None:
     assert not [p.name for p in index_dir.iterdir() if p.name.startswith((".tmp-g", ".CURRENT.tmp-"))]
 
 
-def _limit_file_size(limit: int):
-    def apply() -> None:  # in the child: a write past `limit` fails with EFBIG instead of a signal
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
 def test_size_limited_write_leaves_the_index_and_no_staging(corpus_index, tmp_path, embedder):
     """A real write refused by the kernel past 100 kB (RLIMIT_FSIZE) while writing a generation."""
     index_dir = copy_of(corpus_index, tmp_path)
     before = live_generation(index_dir)
     for _ in range(2):  # failed attempts do not pile up
-        line = one_error(qa("index", "--full", "-q", "--index", str(index_dir), preexec=_limit_file_size(100_000)))
+        line = one_error(qa("index", "--full", "-q", "--index", str(index_dir), file_size_limit=100_000))
         assert re.fullmatch(re.escape(f"qa: error: could not write the index at {index_dir} (disk full or file size "
                                       "limit reached: ") + r"\d+ requested and \d+ written\); the previous index, "
                             r"if any, is unchanged", line), line
