@@ -16,6 +16,9 @@ from .state import Bench
 from .workers import run_worker
 
 INDEX_SYSTEMS = ("qa-onnx", "qa-torch", "plain", "txtai", "fastembed")
+# On the PIAF build the headline ratio (qa onnx against plain sentence-transformers) is taken over
+# this many interleaved builds of each, the faster kept: a shared CPU drifts by 20% between runs.
+REPEATED_SYSTEMS, PIAF_RUNS = ("qa-onnx", "plain"), 2
 
 
 def section_indexing(bench: Bench) -> dict:
@@ -32,10 +35,33 @@ def section_indexing(bench: Bench) -> dict:
             row[system] = _index_one(bench, system, name, folder)
             if "error" in row[system]:
                 log(row[system]["error"])
-            else:
+        if name == "piaf":
+            _repeat(bench, row, name, folder)
+        for system in INDEX_SYSTEMS:
+            if "error" not in row[system]:
                 _add_rates(row[system], row["chars"])
         results[name] = row
     return results
+
+
+def _repeat(bench: Bench, row: dict, name: str, folder: Path) -> None:
+    """Further interleaved builds of REPEATED_SYSTEMS; each keeps its fastest build and lists all times."""
+    for system in REPEATED_SYSTEMS:
+        if "error" not in row[system]:
+            row[system]["runs_s"] = [row[system]["index_s"]]
+    for _ in range(PIAF_RUNS - 1):
+        for system in REPEATED_SYSTEMS:
+            if "error" in row[system]:
+                continue
+            log(f"indexing {name} with {system} again (child process)")
+            again = _index_one(bench, system, name, folder)
+            if "error" in again:
+                log(again["error"])
+                continue
+            runs = row[system]["runs_s"] + [again["index_s"]]
+            if again["index_s"] < row[system]["index_s"]:
+                row[system] = again
+            row[system]["runs_s"] = runs
 
 
 def _index_one(bench: Bench, system: str, corpus: str, folder: Path) -> dict:

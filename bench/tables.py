@@ -46,7 +46,9 @@ def _md_indexing(results: dict, section: dict) -> list[str]:
            "Each build runs in a child process; peak RSS is its `ru_maxrss` (model and engine included). Index time "
            "excludes model loading (listed apart). qa embeds every passage once (one forward pass gives its vector "
            "and its stored tokens) and compresses the tokens; the peers embed raw blank-line paragraphs only. "
-           "Padding: share of the engine's token slots that were padding (qa's batches are sorted by length).",
+           "Padding: share of the engine's token slots that were padding (qa's batches are sorted by length). "
+           "On PIAF, qa onnx and plain sentence-transformers are built twice, interleaved with the others, and "
+           "the faster build of each is shown (every build's time: `runs_s` in bench.json).",
            "", "| corpus | system | threads | passages | stored tokens | index time (s) | passages/s | padding | "
            "texts embedded/s | kchars/s | model load (s) | RSS after load (MiB) | peak RSS (MiB) | "
            "unchanged re-index (s) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
