@@ -54,7 +54,7 @@ def _repeat(bench: Bench, row: dict, name: str, folder: Path) -> None:
             if "error" in row[system]:
                 continue
             log(f"indexing {name} with {system} again (child process)")
-            again = _index_one(bench, system, name, folder)
+            again = _index_one(bench, system, name, folder, again=True)
             if "error" in again:
                 log(again["error"])
                 continue
@@ -64,15 +64,18 @@ def _repeat(bench: Bench, row: dict, name: str, folder: Path) -> None:
             row[system]["runs_s"] = runs
 
 
-def _index_one(bench: Bench, system: str, corpus: str, folder: Path) -> dict:
-    """One build in a child process; qa's onnx builds are kept for the later sections."""
+def _index_one(bench: Bench, system: str, corpus: str, folder: Path, again: bool = False) -> dict:
+    """One build in a child process; qa's first onnx build is kept for the later sections (a
+    repeat builds into a folder of its own, so a failed repeat cannot take it away)."""
     if not system.startswith("qa-"):
         return run_worker(f"index-{system}", corpus=str(folder))
     backend = system.removeprefix("qa-")
-    target = bench.tmp / f"index-{corpus}-{backend}"
+    target = bench.tmp / f"index-{corpus}-{backend}{'-again' if again else ''}"
     shutil.rmtree(target, ignore_errors=True)
     result = run_worker("index-qa", corpus=str(folder), index=str(target), backend=backend)
-    if "error" not in result and backend == "onnx":
+    if again:
+        shutil.rmtree(target, ignore_errors=True)
+    elif "error" not in result and backend == "onnx":
         bench.indexes[corpus] = target
     return result
 

@@ -11,6 +11,7 @@ checked when the export is written and in the tests.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,7 @@ class OnnxModel:
         # (measured: the rerank costs less than half as much, the forward pass the same; BENCHMARKS.md).
         self.session = self._open(threads, spinning=False)
         self._bulk = None
+        self._bulk_lock = threading.Lock()
         self.input_names = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         self.output = next((n for n in ("last_hidden_state", "token_embeddings") if n in outputs), outputs[0])
@@ -80,7 +82,9 @@ class OnnxModel:
             yield from (self.token_states(ids, mask) for ids, mask in batches)
             return
         if self._bulk is None:
-            self._bulk = self._open(1)
+            with self._bulk_lock:  # two builds or batched calls at once open one session
+                if self._bulk is None:
+                    self._bulk = self._open(1)
         with ThreadPoolExecutor(self.threads, thread_name_prefix="qa-onnx") as pool:
             pending: deque = deque()
             for ids, mask in batches:

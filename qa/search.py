@@ -255,7 +255,8 @@ class Retriever:
 
     def _lexical_plan(self, question: str, mode: Mode) -> tuple[float, str]:
         """(BM25's weight in the fusion, the text BM25 is asked): the whole question when it is
-        in the corpus's language (or that cannot be told), else only its numbers."""
+        in the corpus's language or its language cannot be told, else only its numbers (also
+        when the corpus's own language could not be told: a mixed corpus)."""
         if mode == "dense":
             return 0.0, question
         if mode == "lexical":

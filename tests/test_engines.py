@@ -179,7 +179,7 @@ def test_threads_reach_the_engine(monkeypatch):
 
 def test_bulk_work_on_two_threads_equals_one_thread(onnx_embedder):
     """A build's batches run two at a time on the one-thread session (token-budget batches): the
-    same vectors and tokens as one thread running the questions' kind of batches, bit for bit."""
+    same vectors and tokens as one thread running the questions' kind of batches (to 1e-5)."""
     texts = paragraphs() * 3
     two = load_embedder(threads=2)
     one = load_embedder(threads=1)
