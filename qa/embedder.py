@@ -243,13 +243,13 @@ class _NoBar:
         pass
 
 
-def progress_bar(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool, desc: str = "embedding", unit: str = "text"):
     """A tqdm bar on long work; nothing (and no tqdm import) on the question path."""
     if not enabled or total < 2:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="embedding", unit="text", leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "char", leave=False)
 
 
 def budget_batches(lengths: np.ndarray, token_budget: int, max_rows: int) -> Iterator[np.ndarray]:

@@ -49,6 +49,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter
 
+from .embedder import progress_bar
 from .errors import IndexStoreError, QAError
 from .ingest import load_corpus
 from .ingest.sentences import split_sentences
@@ -650,9 +651,7 @@ class _SplittingBar:
         if not self.enabled or total < self.MIN_CHARS:
             return
         if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc="splitting", unit="char", unit_scale=True, leave=False)
+            self.bar = progress_bar(total, True, desc="splitting", unit="char")
         self.bar.update(done - self.bar.n)
 
     def __enter__(self) -> _SplittingBar:
