@@ -322,7 +322,9 @@ def cmd_repl(args) -> int:
 
     store = getattr(args, "store", None)
     index = getattr(args, "index", None)
-    if store is not None:
+    if store is not None and parse_store(store, index).kind == "milvus":
+        index = None  # the whole index is in the store
+    elif store is not None:
         index = str(parse_store(store, index).local)
     if index and live_generation(Path(index)) is None:
         PassageIndex.open(index)  # raises the one-line "no index at ..." error

@@ -23,7 +23,6 @@ from ..ingest import load_corpus
 from ..ingest.sentences import split_sentences
 from ..paths import default_corpus, default_index_dir
 from ..records import Corpus, Passage
-from ..stores import milvus_index
 from ..stores.location import StoreLocation, parse_store
 from ..text import path_bytes, path_text
 from .encoding import PassageInput, encode_passages
@@ -68,6 +67,10 @@ def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None
     `index_dir`, when given, is where its local half goes.
     """
     location = store if isinstance(store, StoreLocation) else parse_store(store, index_dir)
+    if location.kind == "milvus":  # the whole index goes to the store, nothing local
+        from .store_build import build_in_store
+
+        return build_in_store(paths, location, embedder, full=full, progress=progress)
     index_dir = location.local
     sources = _sources_for(paths, index_dir)
     with _SplittingBar(progress) as bar:
@@ -141,7 +144,12 @@ def _sources_for(paths: Sequence[str | Path] | None, index_dir: Path) -> list[st
 
 def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: list[str] | None = None,
                  full: bool = False, progress: bool = False, store: StoreLocation | None = None) -> BuildReport:
-    """Make the index at `index_dir` hold exactly `corpus`, embedding only what it lacks."""
+    """Make the index at `index_dir` hold exactly `corpus`, embedding only what it lacks (with a
+    Milvus `store`, the index is there and `index_dir` is not used)."""
+    if store is not None:
+        from .store_build import update_in_store
+
+        return update_in_store(corpus, store, embedder, sources=sources, full=full, progress=progress)
     started = time.perf_counter()
     index_dir = Path(index_dir)
     if not corpus.passages:
@@ -163,22 +171,14 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
             notes.append(f"re-embedded {previous.repaired} passages whose stored vectors were not finite numbers")
         vectors, embedded, padding = _vectors_for(corpus.passages, previous, reuse, embedder, progress)
         manifest = _manifest_for(identity, corpus, vectors, sources or [])
-        milvus, stored = None, None
-        if store is not None:  # the new vectors go to Milvus first; nothing there is deleted yet
-            milvus, manifest.store, stored = milvus_index.sync(store, manifest, previous.manifest if previous else None,
-                                                       corpus.passages, vectors.passages, rebuild=bool(full or reason))
-        elif previous is not None and previous.manifest.store is not None:
+        stored = None
+        if previous is not None and previous.manifest.store is not None:
             notes.append(f"the previous generation's vectors stay in {previous.manifest.store.uri}")
         try:
             write_generation(index_dir, manifest, corpus, vectors)
         except (OSError, RuntimeError) as exc:  # disk full (faiss raises RuntimeError), permissions
             raise IndexStoreError(f"could not write the index at {index_dir} ({write_error(exc)}); "
                                   "the previous index, if any, is unchanged") from None
-        finally:
-            if milvus is not None and live_generation(index_dir) is not None:
-                notes += milvus_index.clean_up(milvus, corpus.passages, previous.passages if previous else [])
-            if milvus is not None:
-                milvus.close()
         new, changed, removed = _diff(previous.passages if previous else [], corpus.passages)
     return BuildReport(index=str(index_dir), documents=len(corpus.documents), passages=len(corpus.passages),
                        new=new, changed=changed, removed=removed, embedded=embedded,

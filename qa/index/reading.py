@@ -50,6 +50,10 @@ class PassageIndex:
         Anything damaged is one IndexStoreError naming the damage and the command that repairs
         it, on open rather than as an IndexError or a `nan` score on some later question.
         """
+        if store is not None and store.kind == "milvus":  # the whole index is in the store: nothing local
+            from .stored import StoredIndex
+
+            return StoredIndex.open(store)
         path = Path(path or default_index_dir())
         generation = live_generation(path)
         if generation is None:
@@ -64,8 +68,7 @@ class PassageIndex:
             raise IndexStoreError(damaged(path, damage))
         index.note = pointer_problem(path)
         if index.manifest.store is not None:
-            index.store = milvus_index.open_for_search(index.manifest, store or location_of(path, index.manifest),
-                                                       len(index.passages))
+            raise IndexStoreError(legacy_store_message(path, index.manifest))
         return index
 
     @classmethod
@@ -146,6 +149,7 @@ class IndexStats(BaseModel):
     built_at: str
     sources: list[str]
     store: str | None = None  # where the passage vectors are searched, when not in faiss.index
+    vector_index: str | None = None  # the Milvus index over them (FLAT, IVF_FLAT ...), for a Milvus index
     note: str | None = None  # why another generation than CURRENT's is used
 
 
@@ -154,12 +158,14 @@ def describe(path: Path | str | None = None, store: str | StoreLocation | None =
     `PassageIndex.open` makes but without loading FAISS, so it answers at once. With a Milvus
     `store` (a --store URI), the collection is checked too: model, and every vector there."""
     location = store if isinstance(store, StoreLocation) else parse_store(store, path)
+    if location.kind == "milvus":
+        from .stored import describe_stored
+
+        return describe_stored(location)
     path = location.local
     generation, manifest = inspect_index(path)
     if manifest.store is not None:
-        with milvus_index.open_for_search(manifest, location if location.kind == "milvus" else
-                                          location_of(path, manifest), manifest.passages):
-            pass
+        raise IndexStoreError(legacy_store_message(path, manifest))
     return _stats(path, generation, manifest, pointer_problem(path))
 
 
@@ -200,10 +206,9 @@ def faiss_files(manifest: IndexManifest) -> tuple[str, ...]:
     return () if manifest.store is not None else ("faiss.index",)
 
 
-def location_of(path: Path, manifest: IndexManifest) -> StoreLocation:
-    """The store a generation's manifest names, reached with today's token."""
-    record = manifest.store
-    uri = record.uri if record.uri.startswith(("http://", "https://")) else f"milvus:{record.uri}"
-    if record.uri.startswith(("http://", "https://")):
-        uri = f"{record.uri}/{record.collection}"
-    return parse_store(uri, path)
+def legacy_store_message(path: Path, manifest: IndexManifest) -> str:
+    """An index folder written by a qa that kept only the vectors in Milvus: it is rebuilt into the
+    store, which now holds the whole index."""
+    where = milvus_index.shown(manifest.store.uri, manifest.store.collection)
+    return (f"the index at {path} keeps its vectors in {where}, as an older qa did; a Milvus index now lives "
+            f"wholly in the store: rebuild it with `qa index --full --store {where}`")
