@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {None: cmd_repl, "repl": cmd_repl, "ask": cmd_ask, "index": cmd_index, "model": cmd_model,
                 "stats": cmd_stats, "eval": cmd_eval}
     try:
+        check_store_and_index(args)
         return handlers[args.command](args) or 0
     except QAError as exc:
         print(f"qa: error: {exc}", file=sys.stderr)
@@ -150,6 +151,18 @@ def main(argv: list[str] | None = None) -> int:
         command = f"`qa {args.command or 'repl'}`"
         print(f"qa: error: {unexpected(exc, command)}", file=sys.stderr)
         return 1
+
+
+def check_store_and_index(args) -> None:
+    """A Milvus --store holds the whole index: an --index beside it names nothing, so it is refused
+    rather than silently ignored (the store given is the one used)."""
+    store, index = getattr(args, "store", None), getattr(args, "index", None)
+    if store and index:
+        from .errors import QAError
+        from .stores.location import parse_store
+
+        if parse_store(store).kind == "milvus":
+            raise QAError(f"--store {store} holds the whole index; --index {index} is not used with it: drop --index")
 
 
 def _log_to_stderr() -> None:

@@ -30,32 +30,10 @@ from .generations import generations, is_default, live_generation, pointer_probl
 from .integrity import Vectors, describe_error, nonfinite_passages, read_passages, read_vectors, structural_damage
 from .manifest import FORMAT_VERSION, Chunking, IndexIdentity, IndexManifest, faiss_params
 from .tokens import Int8Codec, TokenStore
+from .report import BuildReport, token_counter
+from .report import identity_for as _identity_for
+from .report import passage_diff as _diff
 from .writing import build_lock, write_error, write_generation
-
-
-class BuildReport(BaseModel):
-    """What `build_index` did, for the summary line and for tests."""
-
-    index: str
-    documents: int
-    passages: int
-    new: int
-    changed: int
-    removed: int
-    embedded: int
-    seconds: float
-    full: bool
-    reason: str | None = None
-    warnings: list[str] = []
-    padding: float = 0.0  # share of the engine's token slots that were padding (batches sorted by length)
-    stored: int | None = None  # vectors written to a Milvus store (None: FAISS files)
-
-    def summary(self) -> str:
-        how = "full rebuild" if self.full else "incremental"
-        text = (f"{self.documents} documents, {self.passages} passages: {self.new} new, {self.changed} changed, "
-                f"{self.removed} removed; embedded {self.embedded} passages in {self.seconds:.1f} s ({how})")
-        text += f"; wrote {self.stored} vectors to the store" if self.stored is not None else ""
-        return text + (f"; rebuilt because {self.reason}" if self.reason else "")
 
 
 def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None, embedder, *,
@@ -186,15 +164,6 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
                        reason=reason, warnings=corpus.warnings + notes, padding=round(padding, 4), stored=stored)
 
 
-def token_counter(embedder):
-    prefix = embedder.spec.passage_prefix
-
-    def count(text: str) -> int:
-        return embedder.count_tokens(prefix + text)
-
-    return count
-
-
 @dataclass
 class _Previous:
     """The live generation as a build sees it: what may be reused, and what must not be."""
@@ -240,13 +209,6 @@ def _read_passages_or_none(generation: Path) -> list[Passage]:
         return []
 
 
-def _identity_for(embedder) -> IndexIdentity:
-    """What a build with `embedder` produces, before anything is embedded."""
-    spec = embedder.spec
-    return IndexIdentity(model_id=spec.model_id, model_fingerprint=spec.fingerprint, query_prefix=spec.query_prefix,
-                         passage_prefix=spec.passage_prefix, chunking=Chunking(max_tokens=embedder.max_tokens))
-
-
 def _manifest_for(identity: IndexIdentity, corpus: Corpus, vectors: Vectors, sources: list[str]) -> IndexManifest:
     """The complete manifest of a generation holding `corpus` embedded as `vectors`."""
     fingerprint = hashlib.sha256()
@@ -287,13 +249,3 @@ def _vectors_for(passages: list[Passage], previous: _Previous | None, reuse: dic
     vectors = Vectors(np.asarray(rows_p, np.float32).reshape(len(passages), -1), np.concatenate(rows_spans),
                       TokenStore(codec, codes, offsets, sentences))
     return vectors, len(missing), encoded.padding
-
-
-def _diff(old: list[Passage], new: list[Passage]) -> tuple[int, int, int]:
-    """(new, changed, removed) passages, a passage being known by its place: (document, paragraph)."""
-    before = {(p.doc_id, p.paragraph): p.content_hash() for p in old}
-    after = {(p.doc_id, p.paragraph): p.content_hash() for p in new}
-    added = sum(1 for key in after if key not in before)
-    removed = sum(1 for key in before if key not in after)
-    changed = sum(1 for key, digest in after.items() if key in before and before[key] != digest)
-    return added, changed, removed

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
 
 from ..errors import IndexStoreError
 from ..paths import default_index_dir
@@ -24,6 +23,7 @@ from .generations import damaged, live_generation, missing_message, pointer_prob
 from .integrity import (Vectors, check_format, describe_error, faiss_header, generation_damage, read_passages,
                         read_vectors)
 from .manifest import HnswFaiss, IndexManifest
+from .stats import IndexStats
 
 
 class PassageIndex:
@@ -132,25 +132,6 @@ class PassageIndex:
         k = min(k, len(subset))
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, top, 1), subset[top]
-
-
-class IndexStats(BaseModel):
-    """What an index holds, as `qa stats` and the REPL's :stats show it."""
-
-    index: str
-    generation: str
-    documents: int
-    passages: int
-    model: str
-    dimension: int
-    faiss: str
-    exact: bool
-    bytes_on_disk: int
-    built_at: str
-    sources: list[str]
-    store: str | None = None  # where the passage vectors are searched, when not in faiss.index
-    vector_index: str | None = None  # the Milvus index over them (FLAT, IVF_FLAT ...), for a Milvus index
-    note: str | None = None  # why another generation than CURRENT's is used
 
 
 def describe(path: Path | str | None = None, store: str | StoreLocation | None = None) -> IndexStats:

@@ -29,12 +29,16 @@ from ..ingest.sentences import split_sentences
 from ..records import Corpus, Passage
 from ..stores.base import StoreRecord
 from ..stores.location import StoreLocation
-from ..stores.milvus_index import StoreDamagedError, index_for, move_aside, passage_fields
+from ..stores.milvus_index import index_for, move_aside, passage_fields
 from ..stores.milvus_store import MAX_SOURCES, SCHEMA_VERSION, TOKEN_FIELDS
 from ..text import path_bytes, path_text
 from .encoding import PassageInput, encode_passages
 from .manifest import ExactFaiss, IndexIdentity, IndexManifest
-from .stored import StoredBuildState, decode_tokens, encode_tokens, open_log, previous_state, read_live, record_json, row_key
+from .report import BuildReport, token_counter
+from .report import identity_for as _identity_for
+from .report import passage_diff as _diff
+from .stored import (StoredBuildState, decode_tokens, encode_tokens, open_log, previous_state, read_live, record_json,
+                     row_key, unreadable)
 from .tokens import Int8Codec
 
 STREAM_PASSAGES = 512  # passages embedded, then written, at a time
@@ -44,8 +48,6 @@ def build_in_store(paths: Sequence[str | Path] | None, location: StoreLocation, 
                    progress: bool = False):
     """`qa index --store milvus:...|http://...`: the paths given, else those the live generation
     was built from."""
-    from .building import token_counter
-
     if paths:
         sources = [str(Path(p).resolve()) for p in paths]
     else:
@@ -72,25 +74,14 @@ def _recorded_sources(location: StoreLocation) -> list[str]:
 def update_in_store(corpus: Corpus, location: StoreLocation, embedder, *, sources: list[str] | None = None,
                     full: bool = False, progress: bool = False):
     """Make the Milvus index at `location` hold exactly `corpus`, embedding only what it lacks."""
-    from .building import BuildReport, _diff, _identity_for
-
     started = time.perf_counter()
     if not corpus.passages:
         raise QAError(f"no passages found in {', '.join(map(path_text, sources or [])) or 'the corpus'}")
     notes: list[str] = []
-    store, log = _open_for_build(location, full, notes)
+    identity = _identity_for(embedder)
+    store, log, previous = _prepare(location, full, notes, embedder.dimension, len(corpus.passages))
     try:
-        identity = _identity_for(embedder)
-        previous = previous_state(location, store, log) if store.exists() and log.exists() else None
         reason = previous.manifest.incompatibility(identity) if previous is not None and not full else None
-        if _needs_new_collections(store, log, previous, embedder.dimension):
-            if store.exists() or log.exists():
-                notes.append(f"replaced the collection {location.collection}: it was not a qa index of this format "
-                             "or dimension")
-            store.drop(), log.drop()
-            store.create(embedder.dimension, {"schema": SCHEMA_VERSION}, **index_for(len(corpus.passages)))
-            log.create()
-            previous = None
         stored, embedded, dropped = _write_rows(store, corpus.passages, previous, embedder,
                                                 reuse=not (full or reason), progress=progress)
         if dropped:
@@ -118,23 +109,43 @@ def update_in_store(corpus: Corpus, location: StoreLocation, embedder, *, source
                        reason=reason, warnings=corpus.warnings + notes, stored=stored["written"])
 
 
-def _open_for_build(location: StoreLocation, full: bool, notes: list[str]):
-    """The store and its log, created when missing; with --full a damaged Lite file is moved aside."""
+def _prepare(location: StoreLocation, full: bool, notes: list[str], dimension: int, n: int):
+    """(store, log, live generation or None), the collections created when missing or of another
+    format; with --full, a damaged Milvus Lite file is moved aside and a new one started."""
+    store = None
     try:
-        return open_log(location, create=True)
-    except StoreDamagedError as exc:
-        if not (full and location.lite):
-            raise IndexStoreError(str(exc)) from None
+        store, log = open_log(location, create=True)
+        previous = previous_state(location, store, log) if store.exists() and log.exists() else None
+        if _needs_new_collections(store, log, previous, dimension):
+            if store.exists() or log.exists():
+                notes.append(f"replaced the collection {location.collection}: it was not a complete qa index of "
+                             "this format and dimension")
+            _reset(store, log, dimension, n)
+            previous = None
+        return store, log, previous
+    except Exception as exc:  # noqa: BLE001 - damage: repaired by --full on Milvus Lite, else one line
+        if store is not None:
+            store.close()
+        if not (full and location.lite) or "another process has it open" in str(exc):
+            raise exc if isinstance(exc, IndexStoreError) else unreadable(location, exc) from None
     aside = move_aside(location)
     notes.append(f"moved the damaged {location.uri} aside to {aside}")
-    return open_log(location, create=True)
+    store, log = open_log(location, create=True)
+    _reset(store, log, dimension, n)
+    return store, log, None
+
+
+def _reset(store, log, dimension: int, n: int) -> None:
+    store.drop(), log.drop()
+    store.create(dimension, {"schema": SCHEMA_VERSION}, **index_for(n))
+    log.create()
 
 
 def _needs_new_collections(store, log, previous: StoredBuildState | None, dimension: int) -> bool:
-    if not store.exists() or not log.exists() or store.schema_version() != SCHEMA_VERSION:
+    """Whether the collections must be made anew: missing, of another format or dimension, or with
+    no readable generation to keep (a first build killed, or damage: nothing there answers)."""
+    if previous is None or store.schema_version() != SCHEMA_VERSION:
         return True
-    if previous is None:  # collections there, but no generation: a first build killed, or damage
-        return not log.complete()
     return previous.manifest.dimension != dimension
 
 

@@ -28,7 +28,7 @@ from ..stores.location import StoreLocation
 from ..stores.milvus_meta import GenerationLog
 from ..stores.milvus_store import SCHEMA_VERSION, TOKEN_FIELDS, VARCHAR_MAX, MilvusStore
 from .manifest import IndexManifest
-from .reading import IndexStats, PassageIndex
+from .stats import IndexStats
 from .tokens import Int8Codec, TokenBlock
 
 CACHE_ROWS = 2048  # rows whose vector and tokens a reader keeps (~140 MB of tokens at PIAF's 70 KB)
@@ -97,20 +97,31 @@ def open_log(location: StoreLocation, *, create: bool = False) -> tuple[MilvusSt
     try:
         if log.exists():
             log.load()
-    except Exception:
+    except Exception as exc:  # noqa: BLE001 - a collection Milvus cannot load: damage, in one line
         store.close()
-        raise
+        raise unreadable(location, exc) from None
     return store, log
+
+
+def unreadable(location: StoreLocation, exc: BaseException) -> IndexStoreError:
+    """The one-line error for a store that fails while it is read: a damaged Lite folder (moved
+    aside by `qa index --full`), or a server's error."""
+    what = " ".join(str(getattr(exc, "message", "") or exc).split())[:140]
+    if location.lite:
+        return milvus_index.StoreDamagedError(
+            f"{location.shown()} is damaged ({what}); rebuild it with `qa index --full --store {location.shown()} "
+            "PATH...`, which moves it aside")
+    return IndexStoreError(f"cannot read the index in {location.shown()} ({what})")
 
 
 def read_live(location: StoreLocation, store: MilvusStore, log: GenerationLog):
     """(generation, manifest, note) of the live generation; IndexStoreError when there is none."""
     shown = location.shown()
-    if not store.exists() or not log.exists():
-        raise IndexStoreError(f"no index in {shown}; build it with `qa index --store {shown} PATH...`")
-    if store.schema_version() != SCHEMA_VERSION:
+    if store.exists() and store.schema_version() != SCHEMA_VERSION:
         raise IndexStoreError(f"the collection {location.collection} of {shown} was written by an older qa (vectors "
                               f"only); rebuild it with `qa index --full --store {shown} PATH...`")
+    if not store.exists() or not log.exists():
+        raise IndexStoreError(f"no index in {shown}; build it with `qa index --store {shown} PATH...`")
     store.load()
     name, problem = log.live()
     if name is None:
@@ -126,8 +137,9 @@ def read_live(location: StoreLocation, store: MilvusStore, log: GenerationLog):
     return generation, manifest, note
 
 
-class StoredIndex(PassageIndex):
-    """The live generation of a Milvus index: records in memory, vectors and tokens fetched."""
+class StoredIndex:
+    """The live generation of a Milvus index: records in memory, vectors and tokens fetched; read
+    as a :class:`qa.index.reading.PassageIndex` is (passages, documents, vectors, tokens, search)."""
 
     def __init__(self, location: StoreLocation, store: MilvusStore, name: str, manifest: IndexManifest,
                  keys: list[str], passages: list[Passage], documents: list[Document], spans: list[np.ndarray]):
@@ -154,8 +166,8 @@ class StoredIndex(PassageIndex):
             missing = len(generation.rows) - len(found)
             if missing:
                 raise IndexStoreError(f"the index in {location.shown()} is damaged ({missing} passages of "
-                                      f"{generation.name} are missing); rebuild it with "
-                                      f"`qa index --full --store {location.shown()}`")
+                                      f"{generation.name} are missing); repair it with "
+                                      f"`qa index --store {location.shown()}`")
             passages, spans = zip(*(parse_record(found[key]["record"]) for key in generation.rows)) \
                 if generation.rows else ((), ())
             documents = [Document.model_validate(d) for d in generation.documents]
@@ -164,11 +176,25 @@ class StoredIndex(PassageIndex):
             raise
         except Exception as exc:  # noqa: BLE001 - pymilvus's errors, a record that does not parse: one line
             store.close()
-            raise IndexStoreError(f"cannot read the index in {location.shown()} "
-                                  f"({' '.join(str(getattr(exc, 'message', '') or exc).split())[:160]})") from None
+            raise unreadable(location, exc) from None
         index = cls(location, store, generation.name, manifest, generation.rows, list(passages), documents, list(spans))
         index.note = note
         return index
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None,
+               restriction=None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k passage rows by vector, from Milvus (filters pushed down as `restriction`; `subset`
+        checks the hits against this generation's own metadata)."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        return milvus_index.search_rows(self.store, self._hash_rows, queries, min(k, len(self.passages)), subset,
+                                        restriction)
+
+    def close(self) -> None:
+        """Release the store's connection (Milvus Lite serves one process at a time)."""
+        self.store.close()
 
     def damage(self) -> str | None:
         return None
@@ -196,6 +222,10 @@ def describe_stored(location: StoreLocation) -> IndexStats:
     try:
         generation, manifest, note = read_live(location, store, log)
         return stored_stats(location, store, generation.name, manifest, note)
+    except IndexStoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pymilvus's errors: one line
+        raise unreadable(location, exc) from None
     finally:
         store.close()
 
