@@ -89,6 +89,25 @@ def test_faiss_and_milvus_stores_agree(tmp_path):
         assert store.properties() == {"model_fingerprint": "test"}
 
 
+def test_a_faiss_index_searches_through_its_vector_store(fake_index):
+    """One seam for both: PassageIndex asks its FaissStore (ids are the rows), which answers as the
+    FAISS index itself does, and exactly over a subset."""
+    from qa.index import PassageIndex
+
+    index = PassageIndex.open(fake_index)
+    store = index.vector_store
+    assert isinstance(store, FaissStore) and store.count() == len(index) and store.ids[3] == "3"
+    queries = np.asarray(index.vectors[[0, 7, 20]], np.float32)
+    scores, rows = index.search(queries, 10)
+    want_scores, want_rows = index.faiss_passages.search(queries, 10)
+    assert (rows == want_rows).all() and np.allclose(scores, want_scores)
+    assert [[int(i) for i, _ in hits] for hits in store.search(queries, 10)] == rows.tolist()
+    subset = np.arange(5, len(index), 3)
+    _, narrow = index.search(queries, 4, subset)
+    exact = np.argsort(-(queries @ np.asarray(index.vectors)[subset].T), axis=1, kind="stable")[:, :4]
+    assert (narrow == subset[exact]).all()
+
+
 # ---------------------------------------------------------------------- slow: the real model
 
 

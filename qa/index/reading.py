@@ -18,6 +18,7 @@ from ..paths import default_index_dir
 from ..records import Document, Passage
 from ..stores import milvus_index
 from ..stores.base import Restriction
+from ..stores.faiss_store import FaissStore
 from ..stores.location import StoreLocation, parse_store
 from .generations import damaged, live_generation, missing_message, pointer_problem, read_manifest
 from .integrity import (Vectors, check_format, describe_error, faiss_header, generation_damage, read_passages,
@@ -36,9 +37,9 @@ class PassageIndex:
         self.vectors, self.sentence_spans, self.tokens = vectors.passages, vectors.spans, vectors.tokens
         self.sentence_offsets = vectors.sentence_rows()
         self.faiss_passages = faiss_passages
+        self.vector_store = FaissStore.of_rows(self.vectors, faiss_passages) if faiss_passages is not None else None
         self.note: str | None = None  # why another generation than CURRENT's is used, if it is
-        self.store = None  # a MilvusStore answering the passage search, when the manifest names one
-        self._hash_rows: dict[str, list[int]] | None = None
+        self.store = None  # a Milvus index is a StoredIndex (qa.index.stored): never this class
 
     def __len__(self) -> int:
         return len(self.passages)
@@ -98,40 +99,17 @@ class PassageIndex:
 
     def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None,
                restriction: Restriction | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k passage rows for each query by the passage vectors.
+        """Top-k passage rows for each query by the passage vectors, through the FAISS store.
 
         `subset` restricts the search to those passage rows, exactly, so a narrow filter still
-        returns its best matches instead of whatever survives a global top-k. With a Milvus
-        store, `restriction` (the same filter as scalar conditions) is pushed down to Milvus.
+        returns its best matches instead of whatever survives a global top-k. `restriction` (the
+        same filter as scalar conditions) is what a Milvus index pushes down; FAISS needs `subset`.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if self.store is not None and (subset is None or restriction is not None):
-            return self._search_store(queries, k, subset, restriction)
-        if subset is not None:
-            return self._search_subset(queries, k, subset)
-        k = min(k, len(self.passages))
-        if k == 0:
-            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        return self.faiss_passages.search(queries, k)
-
-    def _search_store(self, queries: np.ndarray, k: int, subset: np.ndarray | None,
-                      restriction: Restriction | None) -> tuple[np.ndarray, np.ndarray]:
-        """Passages from the Milvus store, hashes mapped to this generation's rows (unknown ones skipped)."""
-        if self._hash_rows is None:
-            self._hash_rows = milvus_index.hash_rows(self.passages)
-        return milvus_index.search_rows(self.store, self._hash_rows, queries, min(k, len(self.passages)),
-                                        subset, restriction)
+        return self.vector_store.search_rows(queries, k, subset)
 
     def close(self) -> None:
-        """Release the store's connection (Milvus Lite serves one process at a time)."""
-        if self.store is not None:
-            self.store.close()
-
-    def _search_subset(self, queries: np.ndarray, k: int, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = queries @ self.vectors[subset].T
-        k = min(k, len(subset))
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(scores, top, 1), subset[top]
+        """Nothing to release (a Milvus index's StoredIndex closes its connection)."""
 
 
 def describe(path: Path | str | None = None, store: str | StoreLocation | None = None) -> IndexStats:
