@@ -189,6 +189,13 @@ def test_a_filter_is_pushed_down_to_milvus(milvus_index):
         hits = index.store.search(index.vectors[:1], 3, restriction)[0]  # passage 0 is not in 003_
         known = dict(zip(index.keys, index.passages))
         assert len(hits) == 3 and all(any(s.doc_id.startswith("003_") for s in known[h].sources()) for h, _ in hits)
+        subset = Retriever(index, None)._subset(Filters(doc="003_*"))
+        from qa.stores.milvus_store import filter_expression
+
+        asked = filter_expression(index._by_first_source(subset, restriction))  # what a question sends
+        assert asked.startswith('doc_id in ["003_') and "array_contains" not in asked
+        _, rows = index.search(index.vectors[:1], 3, subset, restriction)
+        assert len(rows[0]) == 3 and set(rows[0].tolist()) <= set(subset.tolist())
         dated = index.store.search(index.vectors[:1], 50, Retriever(index, None)._restriction(
             Filters(date_from="2019-04", date_to="2019-04")))[0]
         assert dated and all(any(s.date == "2019-04" for s in known[h].sources()) for h, _ in dated)

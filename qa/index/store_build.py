@@ -204,7 +204,7 @@ def _row(key: str, passage: Passage, record: str, vector: np.ndarray, tokens: di
     fields = passage_fields(passage)
     return {"pk": key, "content_hash": passage.content_hash(), "vector": np.asarray(vector, np.float32),
             "doc_ids": list(fields.doc_ids[:MAX_SOURCES]), "dates": list(fields.dates[:MAX_SOURCES]),
-            "record": record, **tokens}
+            "doc_id": passage.doc_id, "date": passage.date or "", "record": record, **tokens}
 
 
 def _manifest(identity: IndexIdentity, corpus: Corpus, dimension: int, sources: list[str],

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import IndexStoreError
 from ..records import Document, Passage
 from ..stores import milvus_index
+from ..stores.base import Restriction
 from ..stores.location import StoreLocation
 from ..stores.milvus_meta import GenerationLog
 from ..stores.milvus_store import SCHEMA_VERSION, TOKEN_FIELDS, VARCHAR_MAX, MilvusStore
@@ -189,8 +190,19 @@ class StoredIndex:
         """Top-k passage rows by vector, from Milvus (filters pushed down as `restriction`; `subset`
         checks the hits against this generation's own metadata)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if subset is not None and restriction is not None:
+            restriction = self._by_first_source(subset, restriction)
         return milvus_index.search_rows(self.store, self._hash_rows, queries, min(k, len(self.passages)), subset,
                                         restriction)
+
+    def _by_first_source(self, subset: np.ndarray, restriction: Restriction) -> Restriction:
+        """The restriction on the indexed first-source fields, plus the rows of `subset` (every
+        match, known from the records) that only another source lets in."""
+        docs, dates = restriction.doc_ids, restriction.dates
+        beyond = frozenset(self.keys[row] for row in subset.tolist()
+                           if (docs is not None and self.passages[row].doc_id not in docs)
+                           or (dates is not None and self.passages[row].date not in dates))
+        return Restriction(doc_ids=docs, dates=dates, beyond_primary=beyond)
 
     def close(self) -> None:
         """Release the store's connection (Milvus Lite serves one process at a time)."""

@@ -97,6 +97,8 @@ class MilvusStore(VectorStore):
                          max_length=1024)
         schema.add_field("dates", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_SOURCES,
                          max_length=16)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)  # the first source's, indexed:
+        schema.add_field("date", DataType.VARCHAR, max_length=16)  # filters without scanning the ARRAY fields
         schema.add_field("record", DataType.VARCHAR, max_length=VARCHAR_MAX)
         for name in TOKEN_FIELDS:
             schema.add_field(name, DataType.VARCHAR, max_length=VARCHAR_MAX)
@@ -104,6 +106,8 @@ class MilvusStore(VectorStore):
         if params is None:
             params = {"nlist": nlist} if index_type.startswith("IVF") else {}
         index.add_index("vector", index_type=index_type, metric_type="IP", params=params)
+        index.add_index("doc_id", index_type="INVERTED")
+        index.add_index("date", index_type="INVERTED")
         self.client.create_collection(self.collection, schema=schema, index_params=index,
                                       properties={PROPERTY_PREFIX + k: str(v) for k, v in properties.items()})
         self.client.load_collection(self.collection)
@@ -144,7 +148,8 @@ class MilvusStore(VectorStore):
         for start in range(0, len(ids), BATCH):
             rows = [{"pk": ids[i], "content_hash": ids[i], "vector": np.asarray(vectors[i], np.float32),
                      "doc_ids": list(fields[i].doc_ids[:MAX_SOURCES]), "dates": list(fields[i].dates[:MAX_SOURCES]),
-                     "record": "", **dict.fromkeys(TOKEN_FIELDS, "")}
+                     "doc_id": fields[i].doc_ids[0] if fields[i].doc_ids else "",
+                     "date": fields[i].dates[0] if fields[i].dates else "", "record": "", **dict.fromkeys(TOKEN_FIELDS, "")}
                     for i in range(start, min(len(ids), start + BATCH))]
             self.client.upsert(self.collection, rows)
         return len(ids)
@@ -232,6 +237,16 @@ def filter_expression(restriction: Restriction | None) -> str:
     """The Milvus boolean expression for a restriction ('' when it allows everything)."""
     if restriction is None:
         return ""
+    if restriction.beyond_primary is not None:  # the indexed first-source fields, and the few others
+        primary = []
+        if restriction.doc_ids is not None:
+            primary.append(f"doc_id in {_values(restriction.doc_ids)}")
+        if restriction.dates is not None:
+            primary.append(f"date in {_values(restriction.dates)}")
+        expression = " and ".join(primary) or "pk != \"\""
+        if restriction.beyond_primary:
+            expression = f"({expression}) or pk in {_values(restriction.beyond_primary)}"
+        return expression
     parts = []
     if restriction.doc_ids is not None:
         parts.append(f"array_contains_any(doc_ids, {_values(restriction.doc_ids)})")
