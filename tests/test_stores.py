@@ -318,3 +318,26 @@ def test_two_processes_answer_from_the_store_alone_after_the_builder_exits(tmp_p
     described = json.loads(stats.stdout)
     assert stats.returncode == 0 and described["store"] == store and described["vector_index"] == "FLAT"
     assert described["faiss"] == "none" and described["passages"] == 53
+
+
+def test_a_milvus_index_keeps_its_live_and_previous_generations_only(tmp_path, fake_embedder):
+    """Each build adds a generation to the metadata collection, switches CURRENT to it, then
+    forgets all but it and the previous one (whose readers may still be answering)."""
+    from qa.index import build_index
+    from qa.index.stored import open_log
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    store = f"milvus:{tmp_path / 'gen.db'}"
+    seen = []
+    for i in range(3):
+        (corpus / f"extra{i}.txt").write_text(f"Un paragraphe numéro {i} sur le port de Vladivostok.\n",
+                                              encoding="utf-8")
+        report = build_index([corpus], None, fake_embedder, store=store)
+        milvus_store, log = open_log(parse_store(store))
+        try:
+            seen.append((sorted(log.names()), log.current(), milvus_store.count(), report.embedded))
+        finally:
+            milvus_store.close()
+    assert seen == [(["g000001"], "g000001", 54, 54), (["g000001", "g000002"], "g000002", 55, 1),
+                    (["g000002", "g000003"], "g000003", 56, 1)]
