@@ -153,6 +153,20 @@ def test_the_store_named_is_the_one_used(tmp_path, built, fake_embedder):
     assert f"--store milvus:{moved} holds the whole index; --index {tmp_path / 'old.db.qa'} is not used" in line
 
 
+def test_a_new_lite_file_gets_its_folders_or_says_why_not(tmp_path, fake_embedder):
+    """Its missing parent folders are made, as an index folder's are; a file in the way is named,
+    not taken for another process holding the database."""
+    from qa.index import build_index
+
+    nested = tmp_path / "a" / "b" / "x.db"
+    assert build_index([CORPUS], None, fake_embedder, store=f"milvus:{nested}").passages == passages_in(
+        f"milvus:{nested}") == 53
+    (tmp_path / "afile").write_text("in the way\n")
+    with pytest.raises(IndexStoreError) as raised:
+        build_index([CORPUS], None, fake_embedder, store=f"milvus:{tmp_path / 'afile' / 'x.db'}")
+    assert str(raised.value) == f"cannot create milvus:{tmp_path / 'afile' / 'x.db'}: {tmp_path / 'afile'} is a file, not a folder"
+
+
 def test_qa_index_full_repairs_a_damaged_file_for_qa_ask(tmp_path, embedder):  # embedder: marks it slow
     """The whole repair through the command line, with the real model."""
     db = tmp_path / "x.db"

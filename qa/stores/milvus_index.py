@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import IndexStoreError
 from ..records import Passage
+from ..text import path_text
 from .base import PassageFields, Restriction
 from .location import StoreLocation
 from .milvus_store import EXACT_BELOW, MAX_LIMIT, NLIST_MAX, MilvusStore
@@ -48,11 +49,18 @@ def connect_checked(location: StoreLocation, *, create: bool = False) -> MilvusS
         if not create:
             raise IndexStoreError(f"no index in {location.shown()} ({path} does not exist); build it with "
                                   f"`qa index --store {location.shown()} PATH...`")
-        return MilvusStore.connect(location)
-    if not path.is_dir():
+        blocked = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+        if blocked is not None:
+            raise IndexStoreError(f"cannot create {location.shown()}: {path_text(blocked)} is a file, not a folder")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexStoreError(f"cannot create {location.shown()}: {exc.strerror or exc} "
+                                  f"({path_text(exc.filename or path.parent)})") from None
+    elif not path.is_dir():
         raise StoreDamagedError(f"{location.shown()} is damaged: {path} is a file, not a Milvus Lite database "
                                 f"(a folder); rebuild it with {rebuild}, which moves it aside")
-    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+    elif not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise IndexStoreError(f"cannot open {location.shown()}: {path} is not writable (Milvus Lite writes its lock "
                               "and log there even to read)")
     logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # its failed start logs a traceback
