@@ -341,3 +341,27 @@ def test_a_milvus_index_keeps_its_live_and_previous_generations_only(tmp_path, f
             milvus_store.close()
     assert seen == [(["g000001"], "g000001", 54, 54), (["g000001", "g000002"], "g000002", 55, 1),
                     (["g000002", "g000003"], "g000003", 56, 1)]
+
+
+def test_a_damaged_current_falls_back_to_the_newest_complete_generation(tmp_path, fake_embedder):
+    """CURRENT in the metadata collection is read as a local CURRENT is: a name that is not a
+    complete generation falls back to the newest complete one, with a note; a valid older one is used."""
+    from qa.index import PassageIndex, build_index
+    from qa.index.stored import open_log
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    store = f"milvus:{tmp_path / 'cur.db'}"
+    build_index([corpus], None, fake_embedder, store=store)
+    (corpus / "extra.txt").write_text("Un paragraphe de plus sur le port de Vladivostok.\n", encoding="utf-8")
+    build_index([corpus], None, fake_embedder, store=store)
+    for pointer, generation, passages, noted in (("not a name", "g000002", 54, True), ("g000009", "g000002", 54, True),
+                                                 ("g000001", "g000001", 53, False)):
+        milvus_store, log = open_log(parse_store(store))
+        log.switch(pointer)
+        milvus_store.close()
+        index = PassageIndex.open(None, parse_store(store))
+        try:
+            assert (index.generation, len(index), index.note is not None) == (generation, passages, noted), pointer
+        finally:
+            index.close()
