@@ -1,0 +1,268 @@
+"""PDF files: text per page with PDFium (pypdfium2), paragraphs rebuilt from the layout.
+
+Why PDFium: it is the engine of Chrome's viewer, permissively licensed (pypdfium2: Apache-2.0
+or BSD-3, PDFium: BSD-3/Apache-2.0), written in C++, and in this project's measurement
+(BENCHMARKS.md, "Documents") several times faster than pure-Python pypdf with cleaner text on
+the same files (pypdf glues words across line ends and keeps hyphenation marks).
+
+A PDF has no paragraphs, only positioned text runs. PDFium gives them as rectangles, one per
+run on a line, in content-stream order, which is the reading order of the PDFs that word
+processors and LaTeX write (column by column on a two-column page; checked on a real two-column
+paper by the tests). From those lines:
+
+* a paragraph ends where the vertical gap grows past the usual line spacing, where the next line
+  starts indented (a first-line indent), where the text jumps to another column, or where a line
+  that ends a sentence stops well short of the column's right edge;
+* lines of one paragraph are joined with a space, and an end-of-line hyphenation (PDFium's
+  soft-hyphen mark, or ``-`` before a lower-case letter) is undone;
+* running headers and footers, lines near the top or bottom edge that repeat (digits aside) on
+  several pages, and bare page numbers there are dropped;
+* every block keeps the number (1-based) of the page it starts on.
+
+A PDF without a text layer (a scan), an encrypted one and a damaged one are skipped with the
+reason; more than :data:`MAX_PAGES` pages are cut there, and said so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+
+from . import Extracted, Piece, Skipped
+
+MAX_PAGES = 5_000
+MAX_BYTES = 500_000_000
+MAX_PAGE_CHARS = 200_000  # a page with more text than this is no page of prose (a data dump)
+EDGE = 0.12  # the top and bottom share of the page where running headers and footers live
+MIN_CHARS_PER_PAGE = 10  # below this on average, the PDF has no text layer: a scan
+SOFT_HYPHEN = "\x02"  # PDFium's mark for a hyphen it recognised as generated at a line end
+
+
+@dataclass
+class Line:
+    left: float
+    bottom: float
+    right: float
+    top: float
+    text: str
+
+    @property
+    def height(self) -> float:
+        return self.top - self.bottom
+
+
+def read(data: bytes, path: Path) -> Extracted:
+    if len(data) > MAX_BYTES:
+        raise Skipped(f"PDF of {len(data) / 1e6:.0f} MB, over the {MAX_BYTES // 1_000_000} MB cap")
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        message = str(exc)
+        if "password" in message.lower():
+            raise Skipped("encrypted PDF (it needs a password); not read") from None
+        raise Skipped(f"damaged PDF ({_reason(message)})") from None
+    try:
+        return _read_document(pdf)
+    finally:
+        pdf.close()
+
+
+def _reason(message: str) -> str:
+    match = re.search(r"PDFium: ([^)]*)", message)
+    return (match.group(1) if match else message).strip().rstrip(".").lower()
+
+
+def _read_document(pdf) -> Extracted:
+    import pypdfium2 as pdfium
+
+    n_pages = len(pdf)
+    notes = []
+    if n_pages > MAX_PAGES:
+        notes.append(f"{n_pages} pages: only the first {MAX_PAGES} were read")
+    pages: list[list[Line]] = []
+    heights: list[float] = []
+    for number in range(min(n_pages, MAX_PAGES)):
+        try:
+            page = pdf[number]
+            lines = _page_lines(page)
+            heights.append(page.get_size()[1])
+            page.close()
+        except pdfium.PdfiumError as exc:
+            notes.append(f"page {number + 1} is damaged ({_reason(str(exc))}); skipped")
+            lines, heights = [], heights + [0.0]
+        if sum(len(line.text) for line in lines) > MAX_PAGE_CHARS:
+            notes.append(f"page {number + 1} holds over {MAX_PAGE_CHARS:,} characters; skipped")
+            lines = []
+        pages.append(lines)
+    chars = sum(len(line.text.strip()) for lines in pages for line in lines)
+    if n_pages and chars < MIN_CHARS_PER_PAGE * min(n_pages, MAX_PAGES):
+        raise Skipped("no text layer (a scanned PDF?); OCR it first to index it")
+    furniture = _running_lines(pages, heights)
+    pieces: list[Piece] = []
+    for number, (lines, height) in enumerate(zip(pages, heights), start=1):
+        drop = _furniture(lines, height, furniture)
+        body = [line for line in lines if id(line) not in drop]
+        pieces.extend(Piece(text, page=number) for text in _paragraphs(body))
+    pieces = _rejoin(pieces)
+    meta = _metadata(pdf)
+    return Extracted(pieces, title=meta.get("Title"), author=meta.get("Author"), date=meta.get("date"),
+                     notes=notes, pages=n_pages)
+
+
+def _page_lines(page) -> list[Line]:
+    """The page's lines in content order, as PDFium breaks them (its own word spacing, which
+    survives kerned runs), each with the box of its first and last visible characters."""
+    textpage = page.get_textpage()
+    try:
+        text = textpage.get_text_range()
+        lines: list[Line] = []
+        position = 0
+        for raw in re.split(r"\r\n|\n|\r", text):
+            first, last = _visible(raw, 0, 1), _visible(raw, len(raw) - 1, -1)
+            if first is not None and last is not None:
+                a = textpage.get_charbox(position + first)
+                b = textpage.get_charbox(position + last)
+                lines.append(Line(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), raw))
+            position += len(raw) + _line_break_length(text, position + len(raw))
+        return lines
+    finally:
+        textpage.close()
+
+
+def _visible(text: str, start: int, step: int) -> int | None:
+    """Index of the first non-space character from `start` walking by `step`, or None."""
+    i = start
+    while 0 <= i < len(text):
+        if not text[i].isspace():
+            return i
+        i += step
+    return None
+
+
+def _line_break_length(text: str, at: int) -> int:
+    return 2 if text.startswith("\r\n", at) else (1 if at < len(text) else 0)
+
+
+# --------------------------------------------------------------------------- headers and footers
+
+_PAGE_NUMBER = re.compile(r"(?i)^[\s\-–—|·•]*((page|p\.|seite)\s*)?(\d{1,4}|[ivxlcdm]{1,7})(\s*(/|of|sur|von|de)\s*\d{1,4})?[\s\-–—|·•]*$")
+
+
+def _edge_lines(lines: list[Line], height: float) -> list[Line]:
+    """Lines where running headers, footers and page numbers are: near the top or bottom edge,
+    and the page's highest and lowest line wherever they are (LaTeX's margins are wide)."""
+    if not lines:
+        return []
+    extremes = {id(max(lines, key=lambda l: l.top)), id(min(lines, key=lambda l: l.bottom))}
+    return [l for l in lines if id(l) in extremes or not EDGE * height < l.bottom < (1 - EDGE) * height]
+
+
+def _key(line: Line) -> str:
+    """A line compared across pages: digits ignored (the page number in "Report · page 3")."""
+    return re.sub(r"\d+", "#", " ".join(line.text.split()).casefold())
+
+
+def _running_lines(pages: list[list[Line]], heights: list[float]) -> set[str]:
+    """Keys of edge lines that recur on at least 3 pages and on a third of them: furniture."""
+    counts: Counter[str] = Counter()
+    for lines, height in zip(pages, heights):
+        counts.update({_key(line) for line in _edge_lines(lines, height)})
+    needed = max(3, len(pages) // 3)
+    return {key for key, n in counts.items() if n >= needed}
+
+
+def _furniture(lines: list[Line], height: float, running: set[str]) -> set[int]:
+    """Ids of the page's running headers/footers and its page number."""
+    return {id(l) for l in _edge_lines(lines, height) if _key(l) in running or _PAGE_NUMBER.match(l.text)}
+
+
+# --------------------------------------------------------------------------- paragraphs
+
+_SENTENCE_END = re.compile(r"[.!?:…»”\"')\]]\s*$")
+
+
+def _paragraphs(lines: list[Line]) -> list[str]:
+    """The page's lines grouped into paragraphs (see the module docstring for the rules)."""
+    if not lines:
+        return []
+    spacing = median([a.bottom - b.bottom for a, b in zip(lines, lines[1:]) if 0 < a.bottom - b.bottom < 3 * a.height]
+                     or [lines[0].height * 1.2])
+    height = median(line.height for line in lines)
+    paragraphs: list[list[Line]] = [[lines[0]]]
+    for previous, line in zip(lines, lines[1:]):
+        if _breaks(paragraphs[-1], previous, line, spacing, height):
+            paragraphs.append([line])
+        else:
+            paragraphs[-1].append(line)
+    return [text for group in paragraphs if (text := _join(group))]
+
+
+def _breaks(group: list[Line], previous: Line, line: Line, spacing: float, height: float) -> bool:
+    gap = previous.bottom - line.bottom
+    if gap <= 0 or gap > 1.45 * spacing:
+        return True  # a new column (the text goes up), or a blank line's worth of space
+    if line.left > previous.right or line.right < previous.left:
+        return True  # side by side: another column or a table cell
+    left = min(l.left for l in group)
+    right = max(l.right for l in group)
+    if line.left - left > 1.5 * height and len(group) > 0 and abs(previous.left - left) < 0.5 * height:
+        return True  # the next line is indented: a first-line indent starts a paragraph
+    if max(line.height, previous.height) > 1.3 * height and abs(line.height - previous.height) > 0.2 * height:
+        return True  # a change of type size: a heading meets body text
+    short = right - previous.right > 0.15 * (right - left) if len(group) > 1 else False
+    return short and bool(_SENTENCE_END.search(previous.text))
+
+
+def _rejoin(pieces: list[Piece]) -> list[Piece]:
+    """A paragraph cut by a column or page break is one paragraph again: the part before the
+    break ends without a sentence end, the part after starts in lower case (or completes a word
+    hyphenated across the break). It keeps the page it starts on."""
+    out: list[Piece] = []
+    for piece in pieces:
+        last = out[-1] if out else None
+        if last and piece.text[:1].islower() and not _SENTENCE_END.search(last.text):
+            if last.text.endswith(SOFT_HYPHEN) or (last.text.endswith("-") and last.text[-2:-1].isalpha()):
+                last.text = last.text[:-1] + piece.text
+            else:
+                last.text = f"{last.text} {piece.text}"
+            continue
+        out.append(piece)
+    return out
+
+
+def _join(lines: list[Line]) -> str:
+    """Lines of a paragraph as one string, end-of-line hyphenation undone."""
+    out = ""
+    for line in lines:
+        text = " ".join(line.text.replace("\ufffe", SOFT_HYPHEN).split())
+        if not out:
+            out = text
+        elif out.endswith(SOFT_HYPHEN):
+            out = out[:-1] + text
+        elif out.endswith("-") and len(out) > 1 and out[-2].isalpha() and text[:1].islower():
+            out = out[:-1] + text
+        else:
+            out = f"{out} {text}"
+    trailing = SOFT_HYPHEN if out.endswith(SOFT_HYPHEN) else ""
+    return " ".join(out.replace(SOFT_HYPHEN, "").split()) + trailing
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _metadata(pdf) -> dict[str, str]:
+    """Title, author and creation date from the document information dictionary."""
+    try:
+        info = pdf.get_metadata_dict(skip_empty=True)
+    except Exception:  # noqa: BLE001 - metadata is optional; a broken dictionary is no reason to skip the text
+        return {}
+    out = {k: " ".join(str(v).split()) for k, v in info.items() if k in ("Title", "Author") and str(v).strip()}
+    match = re.match(r"D:(\d{4})(\d{2})?(\d{2})?", info.get("CreationDate", ""))
+    if match:
+        out["date"] = "-".join(part for part in match.groups() if part)
+    return out
