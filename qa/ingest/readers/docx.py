@@ -3,8 +3,10 @@
 A paragraph styled as a heading (``Heading 1``…, ``Title``) is a heading: the context of the
 paragraphs it introduces and the section a citation names. A table becomes one block per row,
 its cells joined by " | " (a merged cell, which python-docx repeats, counted once). Title,
-author and creation date come from the document's core properties. The archive's expanded size
-is capped before python-docx reads it (:mod:`.archive`).
+author and creation date come from ``docProps/core.xml``, read directly: python-docx looks it up
+by a relationship type that LibreOffice spells differently, and then reports its own defaults
+("Word Document"). The archive's expanded size is capped before python-docx reads it
+(:mod:`.archive`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ import io
 from pathlib import Path
 
 from . import Extracted, Piece, Skipped
-from .archive import open_archive
+from .archive import open_archive, parse_xml, read_member
+
+CORE = "docProps/core.xml"
+DC = "{http://purl.org/dc/elements/1.1/}"
+DCTERMS = "{http://purl.org/dc/terms/}"
 
 
 def read(data: bytes, path: Path) -> Extracted:
-    open_archive(data, "DOCX").close()
+    with open_archive(data, "DOCX") as archive:
+        core = parse_xml(read_member(archive, CORE, "DOCX"), CORE, "DOCX") if CORE in archive.namelist() else None
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
@@ -28,10 +35,15 @@ def read(data: bytes, path: Path) -> Extracted:
     except Exception as exc:  # noqa: BLE001 - lxml/zip errors of a damaged part: the file is skipped, not the build
         raise Skipped(f"damaged DOCX ({type(exc).__name__}: {exc})") from None
     pieces = list(_pieces(document))
-    props = document.core_properties
-    created = props.created.date().isoformat() if props.created else None
-    return Extracted(pieces, title=(props.title or "").strip() or None, author=(props.author or "").strip() or None,
-                     date=created)
+    created = _core(core, f"{DCTERMS}created")
+    return Extracted(pieces, title=_core(core, f"{DC}title"), author=_core(core, f"{DC}creator"),
+                     date=created[:10] if created else None)
+
+
+def _core(core, tag: str) -> str | None:
+    element = core.find(tag) if core is not None else None
+    text = " ".join((element.text or "").split()) if element is not None else ""
+    return text or None
 
 
 def _pieces(document):

@@ -91,6 +91,9 @@ def _clean(value: str | None) -> str | None:
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _TEXT_BLOCKS = {"p", "li", "blockquote", "pre", "dt", "dd", "figcaption", "caption", "address"}
 _SKIP = {"script", "style", "nav", "head", "template", "noscript", "svg", "math", "title"}
+# An e-book's generated front matter: the title page repeats the metadata, the contents list the headings.
+_SKIP_TYPES = {"titlepage", "toc", "landmarks", "page-list"}
+EPUB_TYPE = "{http://www.idpf.org/2007/ops}type"
 
 
 def tree_pieces(root) -> list[Piece]:
@@ -107,6 +110,8 @@ def _walk(element, pieces: list[Piece], depth: int) -> None:
     for child in element:
         tag = _local(child.tag)
         if tag in _SKIP or not isinstance(child.tag, str):
+            continue
+        if _SKIP_TYPES & set((child.get(EPUB_TYPE) or child.get("epub:type") or "").split()):
             continue
         if tag in _HEADINGS:
             if text := _text(child):

@@ -16,6 +16,7 @@ OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
 META = "urn:oasis:names:tc:opendocument:xmlns:meta:1.0"
 DC = "http://purl.org/dc/elements/1.1/"
 MAX_DEPTH = 256
+TITLE_STYLES = {"Title", "Subtitle"}
 
 
 def read(data: bytes, path: Path) -> Extracted:
@@ -39,7 +40,8 @@ def _walk(element, pieces: list[Piece], depth: int) -> None:
     for child in element:
         if child.tag in (f"{{{TEXT}}}h", f"{{{TEXT}}}p"):
             if text := _text(child):
-                pieces.append(Piece(text, heading=child.tag == f"{{{TEXT}}}h"))
+                style = child.get(f"{{{TEXT}}}style-name", "")
+                pieces.append(Piece(text, heading=child.tag == f"{{{TEXT}}}h" or style in TITLE_STYLES))
         elif child.tag == f"{{{TABLE}}}table-row":
             cells = [t for cell in child if (t := _text(cell))]
             if cells:

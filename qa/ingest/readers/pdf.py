@@ -38,7 +38,8 @@ MAX_BYTES = 500_000_000
 MAX_PAGE_CHARS = 200_000  # a page with more text than this is no page of prose (a data dump)
 EDGE = 0.12  # the top and bottom share of the page where running headers and footers live
 MIN_CHARS_PER_PAGE = 10  # below this on average, the PDF has no text layer: a scan
-SOFT_HYPHEN = "\x02"  # PDFium's mark for a hyphen it recognised as generated at a line end
+SOFT_HYPHEN = "\x02"
+_LINE = re.compile("([^\r\n\ufffe]*\ufffe?)(?:\r\n|\n|\r)?")  # PDFium's mark for a hyphen it recognised as generated at a line end
 
 
 @dataclass
@@ -121,14 +122,14 @@ def _page_lines(page) -> list[Line]:
     try:
         text = textpage.get_text_range()
         lines: list[Line] = []
-        position = 0
-        for raw in re.split(r"\r\n|\n|\r", text):
+        # PDFium ends a line with CRLF, except after a hyphen it generated there (U+FFFE)
+        for match in _LINE.finditer(text):
+            raw, position = match.group(1), match.start()
             first, last = _visible(raw, 0, 1), _visible(raw, len(raw) - 1, -1)
             if first is not None and last is not None:
-                a = textpage.get_charbox(position + first)
-                b = textpage.get_charbox(position + last)
+                a = textpage.get_charbox(position + first, loose=True)
+                b = textpage.get_charbox(position + last, loose=True)
                 lines.append(Line(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), raw))
-            position += len(raw) + _line_break_length(text, position + len(raw))
         return lines
     finally:
         textpage.close()
@@ -142,10 +143,6 @@ def _visible(text: str, start: int, step: int) -> int | None:
             return i
         i += step
     return None
-
-
-def _line_break_length(text: str, at: int) -> int:
-    return 2 if text.startswith("\r\n", at) else (1 if at < len(text) else 0)
 
 
 # --------------------------------------------------------------------------- headers and footers
@@ -204,7 +201,7 @@ def _paragraphs(lines: list[Line]) -> list[str]:
 
 def _breaks(group: list[Line], previous: Line, line: Line, spacing: float, height: float) -> bool:
     gap = previous.bottom - line.bottom
-    if gap <= 0 or gap > 1.45 * spacing:
+    if gap <= 0 or gap > 1.3 * spacing:
         return True  # a new column (the text goes up), or a blank line's worth of space
     if line.left > previous.right or line.right < previous.left:
         return True  # side by side: another column or a table cell
@@ -212,7 +209,7 @@ def _breaks(group: list[Line], previous: Line, line: Line, spacing: float, heigh
     right = max(l.right for l in group)
     if line.left - left > 1.5 * height and len(group) > 0 and abs(previous.left - left) < 0.5 * height:
         return True  # the next line is indented: a first-line indent starts a paragraph
-    if max(line.height, previous.height) > 1.3 * height and abs(line.height - previous.height) > 0.2 * height:
+    if max(line.height, previous.height) > 1.2 * height and abs(line.height - previous.height) > 0.15 * height:
         return True  # a change of type size: a heading meets body text
     short = right - previous.right > 0.15 * (right - left) if len(group) > 1 else False
     return short and bool(_SENTENCE_END.search(previous.text))
