@@ -117,7 +117,8 @@ def _structured_document(file: SourceFile, data: bytes, warnings: list[str],
     doc = ParsedDocument(file, text, hashlib.sha256(data).hexdigest(), extracted.title,
                          _parse_date(extracted.date or "") if extracted.date else None,
                          url=extracted.url, author=extracted.author)
-    doc.blocks = [Block(start, end, piece.text, 1, md_heading=piece.heading, page=piece.page)
+    # a table row counts as a block of several lines: the heading rules then never take it for one
+    doc.blocks = [Block(start, end, piece.text, 2 if piece.row else 1, md_heading=piece.heading, page=piece.page)
                   for piece, (start, end) in zip(extracted.pieces, spans) if piece.text]
     return doc
 

@@ -58,8 +58,7 @@ def document_passages(doc: ParsedDocument, repeated: set[str], count: CountToken
     for block in doc.blocks:
         if block.kind in ("heading", "title"):
             headings.append(block.text)
-            if block.kind == "heading":
-                section = block.text
+            section = block.text if block.text != doc.title else section
         elif block.kind == "paragraph":
             number += 1
             context = CONTEXT_JOINER.join(headings) or None

@@ -135,7 +135,7 @@ def classify(doc: ParsedDocument, repeated: set[str]) -> None:
             block.kind, block.reason = "boilerplate", "comment section"
         elif reason := _boilerplate_reason(block.text):
             block.kind, block.reason = "boilerplate", reason
-        elif short_key(block.text) in repeated:
+        elif short_key(block.text) in repeated and not block.md_heading:  # a heading by markup is no furniture
             block.kind, block.reason = "boilerplate", "repeated short line"
         elif not any(c.isalnum() for c in block.text):
             block.kind, block.reason = "dropped", "no words"
@@ -173,8 +173,8 @@ def _resolve_headings(doc: ParsedDocument) -> None:
             for b in run:
                 b.kind, b.reason = "dropped", "heading without a paragraph"
         elif len(run) > HEADING_RUN_MAX and not all(b.md_heading for b in run):
-            for b in run:
-                b.kind = "paragraph"
+            for b in run:  # a list of short lines; headings of the file's own markup stay headings
+                b.kind = "heading" if b.md_heading else "paragraph"
         elif run and not seen_paragraph:
             run[0].kind = "title"
             doc.title = doc.title or run[0].text

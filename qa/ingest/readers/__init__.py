@@ -36,11 +36,12 @@ class Skipped(Exception):
 
 @dataclass
 class Piece:
-    """One block of a document: a paragraph (or list item, table row), or a heading."""
+    """One block of a document: a paragraph (or list item), a table row, or a heading."""
 
     text: str
     heading: bool = False
     page: int | None = None
+    row: bool = False  # a table row: content, however short (never taken for a heading)
 
 
 @dataclass
@@ -56,13 +57,13 @@ class Extracted:
     pages: int | None = None
 
     def to_json(self) -> dict:
-        return {"pieces": [[p.text, p.heading, p.page] for p in self.pieces], "title": self.title,
+        return {"pieces": [[p.text, p.heading, p.page, p.row] for p in self.pieces], "title": self.title,
                 "author": self.author, "date": self.date, "url": self.url, "notes": self.notes,
                 "pages": self.pages}
 
     @classmethod
     def from_json(cls, data: dict) -> Extracted:
-        pieces = [Piece(text, heading, page) for text, heading, page in data["pieces"]]
+        pieces = [Piece(*piece) for piece in data["pieces"]]
         return cls(pieces, data["title"], data["author"], data["date"], data["url"], data["notes"], data["pages"])
 
 

@@ -74,4 +74,4 @@ def _table_rows(table):
             if text := " ".join(cell.text.split()):
                 cells.append(text)
         if cells:
-            yield Piece(" | ".join(cells))
+            yield Piece(" | ".join(cells), row=True)

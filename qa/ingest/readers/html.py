@@ -70,7 +70,7 @@ def _body_pieces(body):
         elif tag == "row":
             cells = [t for cell in element if (t := _text(cell))]
             if cells:
-                yield Piece(" | ".join(cells))
+                yield Piece(" | ".join(cells), row=True)
         elif tag in _BLOCKS:
             text = _text(element)
             if text:
@@ -119,7 +119,7 @@ def _walk(element, pieces: list[Piece], depth: int) -> None:
         elif tag == "tr":
             cells = [t for cell in child if (t := _text(cell))]
             if cells:
-                pieces.append(Piece(" | ".join(cells)))
+                pieces.append(Piece(" | ".join(cells), row=True))
         elif tag in _TEXT_BLOCKS and not any(_local(c.tag) in _TEXT_BLOCKS | _HEADINGS | {"table", "ul", "ol", "div"}
                                              for c in child if isinstance(c.tag, str)):
             if text := _text(child):

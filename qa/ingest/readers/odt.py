@@ -45,7 +45,7 @@ def _walk(element, pieces: list[Piece], depth: int) -> None:
         elif child.tag == f"{{{TABLE}}}table-row":
             cells = [t for cell in child if (t := _text(cell))]
             if cells:
-                pieces.append(Piece(" | ".join(cells)))
+                pieces.append(Piece(" | ".join(cells), row=True))
         elif child.tag not in (f"{{{TEXT}}}tracked-changes", f"{{{OFFICE}}}annotation"):
             _walk(child, pieces, depth + 1)
 
