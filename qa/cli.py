@@ -186,7 +186,7 @@ def _stderr(message: str) -> None:
 def cmd_ask(args) -> int:
     from .errors import QAError
     from .ranking import check_k
-    from .search import Retriever
+    from .ranking.search import Retriever
 
     question = args.question
     if question is None and sys.stdin.isatty():
@@ -277,12 +277,12 @@ def print_answer(answer, as_json: bool, compact: bool = False) -> None:
 
 
 def cmd_index(args) -> int:
-    from .embedding import load_embedder
+    from .engines import load_embedder
     from .index import build_index
 
     embedder = load_embedder(args.model, backend=args.backend, threads=args.threads)
     if args.ray is not None:
-        from .distributed import RayEmbedder, start_ray
+        from .engines.distributed import RayEmbedder, start_ray
 
         embedder = RayEmbedder(embedder, address=args.ray or None)
         start_ray(embedder.address, embedder.workers)  # fails now, in one line, rather than after ingestion
@@ -297,14 +297,11 @@ def cmd_index(args) -> int:
 def cmd_text(args) -> int:
     from .embedding import load_embedder
     from .errors import QAError
-    from .ingest import load_corpus
-    from .ingest.extraction import ParsingBar
+    from .index import read_corpus
     from .render import render_document_text
 
     embedder = load_embedder(args.model, backend=args.backend, threads=args.threads)
-    prefix = embedder.spec.passage_prefix  # split as the index splits: by the model's own tokens
-    corpus = load_corpus(args.files, count_tokens=lambda text: embedder.count_tokens(prefix + text),
-                         max_tokens=embedder.max_tokens, progress_files=ParsingBar(sys.stderr.isatty()))
+    corpus = read_corpus(args.files, embedder, progress=sys.stderr.isatty())  # split as the index splits
     for warning in corpus.warnings:
         print(f"qa: warning: {warning}", file=sys.stderr)
     if not corpus.documents:
@@ -320,7 +317,7 @@ def cmd_text(args) -> int:
 
 
 def cmd_model(args) -> int:
-    from .model_check import check_model
+    from .model.check import check_model
     from .render import to_json
 
     report = check_model(args.model, rebuild=args.rebuild, export=args.export)

@@ -194,28 +194,3 @@ def _write_atomically(path: Path, text: str) -> None:
     except OSError:
         pass  # a cache that cannot be written only costs a re-parse next time
 
-
-class ParsingBar:
-    """A `progress_files` callback showing a bar over the files being parsed, named as it
-    goes; nothing when disabled or when there is a single file."""
-
-    def __init__(self, enabled: bool):
-        self.enabled, self.bar = enabled, None
-
-    def __call__(self, done: int, total: int, name: str) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from ..embedder import progress_bar
-
-            self.bar = progress_bar(total, True, desc="parsing", unit="file")
-        self.bar.update(done - getattr(self.bar, "n", done))
-        if name and hasattr(self.bar, "set_postfix_str"):
-            self.bar.set_postfix_str(Path(name).name[-40:], refresh=True)
-        if done >= total:
-            self.close()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedder import Embedder, TokenSequence, budget_batches, length_batches, progress_bar
-from .errors import ModelError
-from .model_folder import EXPORT_FOLDER, MODEL_FILE, FolderLayout, read_layout
+from .base import Embedder, TokenSequence, budget_batches, length_batches, progress_bar
+from ..errors import ModelError
+from ..model.folder import EXPORT_FOLDER, MODEL_FILE, FolderLayout, read_layout
 from .unigram import VOCAB_FILE, FastUnigram
 
 # Texts up to this many characters in all (a question, a batch of questions) are tokenized by

@@ -4,12 +4,12 @@ Layout (the one sentence-transformers uses for `backend="onnx"`, plus a manifest
 
     MODEL_FOLDER/onnx/model.onnx        the graph: ids, mask (, token types) -> last_hidden_state
     MODEL_FOLDER/onnx/model.onnx_data   the weights, one external file that onnxruntime maps
-    MODEL_FOLDER/onnx/qa-unigram.npz    the vocabulary of a Unigram tokenizer, for questions (qa.unigram)
+    MODEL_FOLDER/onnx/qa-unigram.npz    the vocabulary of a Unigram tokenizer, for questions (qa.engines.unigram)
     MODEL_FOLDER/onnx/qa-export.json    source fingerprint, sha256 and size of both files,
                                         versions, and the measured agreement with torch
 
 The export is the transformer alone, exported with torch's TorchScript exporter; pooling and
-normalisation stay in numpy (:mod:`qa.onnx_engine`), read from the folder like
+normalisation stay in numpy (:mod:`qa.engines.onnx_engine`), read from the folder like
 sentence-transformers reads them. It is written beside its final place and renamed into it, and
 accepted only if its vectors agree with the torch engine's (cosine >= MIN_COSINE) on a fixed
 probe set of questions and passages, short and over-long, English and French. The weights in a
@@ -25,9 +25,9 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import ModelError
-from .fileops import file_lock, make_readable, sha256_file, swap_into_place
-from .model_folder import DATA_FILE, EXPORT_FOLDER, MANIFEST_FILE, MODEL_FILE
+from ..errors import ModelError
+from ..fileops import file_lock, make_readable, sha256_file, swap_into_place
+from .folder import DATA_FILE, EXPORT_FOLDER, MANIFEST_FILE, MODEL_FILE
 
 EXPORT_FORMAT = 1
 OPSET = 17
@@ -145,8 +145,8 @@ def _export_graph(folder: Path, out: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    from .model_folder import read_layout
-    from .torch_engine import quiet_libraries
+    from .folder import read_layout
+    from ..engines.torch_engine import quiet_libraries
 
     quiet_libraries()
     from transformers.utils import logging as hf_logging
@@ -190,8 +190,8 @@ def _export_graph(folder: Path, out: Path) -> None:
 
 def _write_fast_vocabulary(folder: Path, out: Path) -> None:
     """The question tokenizer's vocabulary file, for Unigram tokenizers it reproduces exactly."""
-    from .model_folder import read_layout
-    from .unigram import VOCAB_FILE, UnsupportedTokenizer, write_vocabulary
+    from .folder import read_layout
+    from ..engines.unigram import VOCAB_FILE, UnsupportedTokenizer, write_vocabulary
 
     try:
         write_vocabulary(folder / read_layout(folder).transformer_path / "tokenizer.json", out / VOCAB_FILE)
@@ -203,9 +203,9 @@ def _check_and_describe(spec, export: Path, exported_in: float | None) -> dict:
     """Compare the export with the torch engine on the probes; the manifest if they agree."""
     import numpy as np
 
-    from .onnx_engine import OnnxEmbedder
-    from .torch_engine import TorchEmbedder
-    from .unigram import VOCAB_FILE
+    from ..engines.onnx_engine import OnnxEmbedder
+    from ..engines.torch_engine import TorchEmbedder
+    from ..engines.unigram import VOCAB_FILE
 
     onnx_engine = OnnxEmbedder(spec, threads=2, model_path=export / MODEL_FILE)
     torch_engine = TorchEmbedder(spec, threads=2)
