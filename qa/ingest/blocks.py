@@ -47,6 +47,7 @@ class ParsedDocument:
     blocks: list[Block] = field(default_factory=list)
     url: str | None = None
     author: str | None = None
+    structured: bool = False  # read by a format reader (HTML, PDF, ...), not as plain text
 
     def document(self, n_passages: int) -> Document:
         path = os.path.abspath(self.file.path)
@@ -116,7 +117,7 @@ def _structured_document(file: SourceFile, data: bytes, warnings: list[str],
         return None
     doc = ParsedDocument(file, text, hashlib.sha256(data).hexdigest(), extracted.title,
                          _parse_date(extracted.date or "") if extracted.date else None,
-                         url=extracted.url, author=extracted.author)
+                         url=extracted.url, author=extracted.author, structured=True)
     # a table row counts as a block of several lines: the heading rules then never take it for one
     doc.blocks = [Block(start, end, piece.text, 2 if piece.row else 1, md_heading=piece.heading, page=piece.page)
                   for piece, (start, end) in zip(extracted.pieces, spans) if piece.text]

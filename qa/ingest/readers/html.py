@@ -53,32 +53,16 @@ def _why_empty(data: bytes) -> str:
     return "no article text found in this HTML page"
 
 
-_BLOCKS = {"p", "head", "quote", "code", "item", "row"}
-
-
 def _body_pieces(body):
-    """Blocks of trafilatura's XML body in document order: paragraphs, headings, list items,
-    table rows (cells joined by " | "), quotations."""
-    for element in body:
-        tag = element.tag
-        if tag == "head":
-            text = _text(element)
-            if text:
-                yield Piece(text, heading=True)
-        elif tag in ("list", "table") or (tag == "quote" and any(c.tag in _BLOCKS for c in element)):
-            yield from _body_pieces(element)
-        elif tag == "row":
-            cells = [t for cell in element if (t := _text(cell))]
-            if cells:
-                yield Piece(" | ".join(cells), row=True)
-        elif tag in _BLOCKS:
-            text = _text(element)
-            if text:
-                yield Piece(text)
+    """Blocks of trafilatura's body in document order. Its XML (``head``, ``p``, ``list/item``,
+    ``table/row``, ``quote``), or, when it fell back to a baseline extractor, plain HTML: the
+    same walker reads both."""
+    return tree_pieces(body)
 
 
 def _text(element) -> str:
-    return " ".join("".join(element.itertext()).split())
+    """An element's text, whitespace collapsed, soft hyphens (U+00AD, invisible) removed."""
+    return " ".join("".join(element.itertext()).replace("\u00ad", "").split())
 
 
 def _clean(value: str | None) -> str | None:
@@ -88,17 +72,24 @@ def _clean(value: str | None) -> str | None:
 
 # --------------------------------------------------------------------------- plain XHTML (EPUB)
 
-_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
-_TEXT_BLOCKS = {"p", "li", "blockquote", "pre", "dt", "dd", "figcaption", "caption", "address"}
-_SKIP = {"script", "style", "nav", "head", "template", "noscript", "svg", "math", "title"}
+# Both vocabularies: HTML, and trafilatura's XML (head = a heading, item, row, quote).
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6", "head"}
+_TEXT_BLOCKS = {"p", "li", "item", "blockquote", "quote", "pre", "code", "dt", "dd", "figcaption", "caption",
+                "address"}
+_ROWS = {"tr", "row"}
+_NESTED = _TEXT_BLOCKS | _HEADINGS | _ROWS | {"table", "ul", "ol", "list", "div", "section"}
+_LOOSE_TEXT = {"div", "section", "article", "main", "body", "td", "th", "cell"}
+_SKIP = {"script", "style", "nav", "template", "noscript", "svg", "math", "title", "graphic", "img", "button",
+         "form", "select", "iframe"}
 # An e-book's generated front matter: the title page repeats the metadata, the contents list the headings.
 _SKIP_TYPES = {"titlepage", "toc", "landmarks", "page-list"}
 EPUB_TYPE = "{http://www.idpf.org/2007/ops}type"
 
 
 def tree_pieces(root) -> list[Piece]:
-    """The blocks of a plain (X)HTML document, all of it: headings, paragraphs, list items,
-    table rows. For an e-book chapter, which has no page furniture to remove."""
+    """The blocks of a document tree, all of it: headings, paragraphs, list items, table rows
+    (cells joined by " | "), text standing loose in a division. For an e-book chapter, which
+    has no page furniture to remove, and for trafilatura's extraction."""
     pieces: list[Piece] = []
     _walk(root, pieces, 0)
     return pieces
@@ -116,20 +107,21 @@ def _walk(element, pieces: list[Piece], depth: int) -> None:
         if tag in _HEADINGS:
             if text := _text(child):
                 pieces.append(Piece(text, heading=True))
-        elif tag == "tr":
+        elif tag in _ROWS:
             cells = [t for cell in child if (t := _text(cell))]
             if cells:
                 pieces.append(Piece(" | ".join(cells), row=True))
-        elif tag in _TEXT_BLOCKS and not any(_local(c.tag) in _TEXT_BLOCKS | _HEADINGS | {"table", "ul", "ol", "div"}
-                                             for c in child if isinstance(c.tag, str)):
+        elif tag in _TEXT_BLOCKS and not any(_local(c.tag) in _NESTED for c in child if isinstance(c.tag, str)):
             if text := _text(child):
                 pieces.append(Piece(text))
+        elif tag in _LOOSE_TEXT and not any(_local(d.tag) in _NESTED for d in child.iterdescendants()):
+            if text := _text(child):
+                pieces.append(Piece(text))  # a division holding only text: one block
         else:
-            before = len(pieces)
-            _walk(child, pieces, depth + 1)
             loose = " ".join((child.text or "").split())
-            if loose and len(pieces) == before and tag in ("div", "section", "body", "td"):
-                pieces.append(Piece(_text(child)))
+            if loose and tag in _LOOSE_TEXT:
+                pieces.append(Piece(loose))  # text before the division's first block
+            _walk(child, pieces, depth + 1)
 
 
 def _local(tag) -> str:
