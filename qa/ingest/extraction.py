@@ -7,7 +7,8 @@ skipped) is cached under ``$QA_CACHE_DIR/extracted/`` by the sha256 of the file'
 the readers' and libraries' versions; a file whose path, mtime and size are those recorded
 last time is taken to have the same hash without being read. What is left is parsed in worker
 processes (spawned: the parent may hold threads of the engine) when there is enough of it to
-repay starting them, else in this process; a progress bar names the file being parsed.
+repay starting them and cores are idle to run them, else in this process; a progress bar
+names the file being parsed.
 """
 
 from __future__ import annotations
@@ -56,12 +57,24 @@ def extract_files(files: list[SourceFile], progress: FileProgress | None = None,
     return results, len(todo)
 
 
+def idle_cores() -> int:
+    """Cores no other process is using (one minute's load average off the count): workers on
+    busy cores only add the cost of starting them (BENCHMARKS.md, "Documents")."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return cores
+    return max(1, min(cores, round(cores - load + 1)))
+
+
 def _parse_all(files: list[SourceFile], progress: FileProgress | None) -> list[Result]:
     total = len(files)
     if total == 0:
         return []
     size = sum(_size(f.path) for f in files)
-    if total < 2 or (total < PARALLEL_MIN_FILES and size < PARALLEL_MIN_BYTES) or (os.cpu_count() or 1) < 2:
+    workers = min(idle_cores(), total)
+    if workers < 2 or (total < PARALLEL_MIN_FILES and size < PARALLEL_MIN_BYTES):
         out = []
         for done, file in enumerate(files):
             if progress:
@@ -73,7 +86,6 @@ def _parse_all(files: list[SourceFile], progress: FileProgress | None) -> list[R
     import concurrent.futures
     import multiprocessing
 
-    workers = min(os.cpu_count() or 1, total)
     context = multiprocessing.get_context("spawn")
     out: list[Result | None] = [None] * total
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
