@@ -23,7 +23,6 @@ prints the Markdown section (``--json FILE`` writes the figures). Times are the 
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -245,15 +244,14 @@ def markdown(r: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from documents_eval import checkout_parser
+
+    parser = checkout_parser(__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, help="a checkout of py-pdf/sample-files")
-    parser.add_argument("--benchmark", type=Path, help="a checkout of scrapinghub/article-extraction-benchmark")
-    parser.add_argument("--trafilatura", type=Path, help="a checkout of adbar/trafilatura")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--index-pages", type=int, default=0, metavar="N", help="also `qa index` N HTML pages")
     parser.add_argument("--index-pdf", action="store_true", help="also `qa index` the LibreOffice PDF")
     parser.add_argument("--only-index", action="store_true", help="skip the parse-speed sections")
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="qa-docbench-"))
     r: dict = {"repeat": args.repeat}

@@ -198,12 +198,17 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def checkout_parser(description: str) -> argparse.ArgumentParser:
+    """The options both document scripts take: the public checkouts, and where the JSON goes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--benchmark", type=Path, help="a checkout of scrapinghub/article-extraction-benchmark")
     parser.add_argument("--trafilatura", type=Path, help="a checkout of adbar/trafilatura (tests/eval, evaldata.json)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = checkout_parser(__doc__.splitlines()[0]).parse_args()
     results: dict = {}
     if args.benchmark:
         results["html"] = html_benchmark(args.benchmark)
