@@ -28,8 +28,10 @@ def read(data: bytes, path: Path) -> Extracted:
         raise Skipped(f"HTML page of {len(data) / 1e6:.0f} MB, over the {MAX_BYTES // 1_000_000} MB cap")
     import trafilatura
 
+    # the original publication date (not a later "updated" one): what --from/--to mean
     document = trafilatura.bare_extraction(data, with_metadata=True, include_tables=True, include_comments=False,
-                                           include_formatting=False, deduplicate=False)
+                                           include_formatting=False, deduplicate=False,
+                                           date_extraction_params={"original_date": True, "extensive_search": True})
     if document is None or document.body is None:
         raise Skipped(_why_empty(data))
     pieces = list(_body_pieces(document.body))
