@@ -77,8 +77,11 @@ def test_a_real_french_news_page_keeps_the_article_and_its_metadata():
     assert section and None not in section  # headings of the page are sections of its passages
 
 
-def test_passage_offsets_point_into_the_extracted_text():
-    path = DOCS / "web" / "ctpost.com-la-auto-show.html"
+@pytest.mark.parametrize("name", ["web/ctpost.com-la-auto-show.html", "report.pdf", "report.docx", "report.odt",
+                                  "guide.epub"])
+def test_passage_offsets_point_into_the_extracted_text(name):
+    """What the REPL's :article shows and highlights: read_text is the extracted text."""
+    path = DOCS / name
     corpus = load_corpus(path)
     text = read_text(path)
     assert corpus.passages and all(text[p.start:p.end] == p.text for p in corpus.passages)
@@ -242,6 +245,7 @@ def test_parallel_parsing_gives_what_one_process_gives(tmp_path, monkeypatch):
     parallel = load_corpus(folder, use_cache=False, progress_files=lambda *a: seen.append(a))
     assert parallel.parsed == 9 >= extraction.PARALLEL_MIN_FILES
     assert seen[-1][:2] == (9, 9) and {Path(name).name for _, _, name in seen} >= {"report.pdf", "guide.epub"}
+    assert seen[0][0] == 1  # told as workers finish files (one process tells each file as it starts it)
     monkeypatch.setattr(extraction, "PARALLEL_MIN_FILES", 100)
     serial = load_corpus(folder, use_cache=False)
     assert [p.model_dump() for p in parallel.passages] == [p.model_dump() for p in serial.passages]
@@ -326,6 +330,12 @@ def test_a_mixed_folder_is_indexed_and_answers_cite_pages_and_titles(tmp_path, e
     places = {(s["doc_id"], s["page"]) for s in [top, *top["other_sources"]]}
     assert places == {("report.pdf", 1), ("report.docx", None)}  # the same paragraph in both, once
     assert top["section"] == "Le réseau en bref"
+    page = subprocess.run([sys.executable, "-m", "qa", "ask", "--index", str(index), "--json", "-k", "1",
+                           "--from", "2019-05-16", "--to", "2019-05-16", "Pompeo Lavrov Sotchi"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    hit = json.loads(page.stdout)["hits"][0]  # the page's own date, author and canonical URL
+    assert (hit["doc_id"], hit["date"], hit["author"]) == ("001_707d7b5693acaa4b.html", "2019-05-16", "Service Monde")
+    assert hit["url"] == "https://www.courrier-est.example/monde/asie/001_707d7b5693acaa4b.html"
     shown = subprocess.run([sys.executable, "-m", "qa", "ask", "--index", str(index), "-k", "1",
                             "when do bees swarm?"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert shown.returncode == 0, shown.stderr
