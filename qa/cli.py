@@ -137,8 +137,8 @@ def add_filters(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    from .errors import QAError, unexpected
+    args = parser.parse_args(_with_command(sys.argv[1:] if argv is None else argv))
+    from .errors import QAError
     from .paths import debug
 
     _log_to_stderr()
@@ -159,8 +159,26 @@ def main(argv: list[str] | None = None) -> int:
         if debug():
             raise
         command = f"`qa {args.command or 'repl'}`"
-        print(f"qa: error: {unexpected(exc, command)}", file=sys.stderr)
+        print(f"qa: error: {_last_resort(exc, command)}", file=sys.stderr)
         return 1
+
+
+def _last_resort(exc: Exception, command: str) -> str:
+    """The line for an exception no command turned into a QAError: a file the system refused
+    (a name too long, a disk full) says so plainly; anything else is a bug, named as one."""
+    from .errors import unexpected
+    from .text import path_text
+
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.strerror or exc}: {path_text(exc.filename)}"
+    return unexpected(exc, command)
+
+
+def _with_command(argv: list[str]) -> list[str]:
+    """`qa --index DIR` (options, no command) is the interactive session with those options."""
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        return ["repl", *argv]
+    return argv
 
 
 def _log_to_stderr() -> None:
@@ -185,7 +203,7 @@ def _stderr(message: str) -> None:
 
 def cmd_ask(args) -> int:
     from .errors import QAError
-    from .ranking import check_k
+    from .ranking import check_date, check_k
     from .ranking.search import Retriever
 
     question = args.question
@@ -194,6 +212,9 @@ def cmd_ask(args) -> int:
     if question is not None and not question.strip():
         raise QAError('empty question: qa ask "where did Kim meet Putin?"')
     check_k(args.k, "-k")
+    for date in (args.date_from, args.date_to):
+        if date:
+            check_date(date)
     batches = None
     if question is None:
         batches = question_batches(sys.stdin)
@@ -203,6 +224,8 @@ def cmd_ask(args) -> int:
         batches = itertools.chain([first], batches)
     retriever = Retriever.open(args.index, args.model, backend=args.backend, threads=args.threads,
                                build_missing=True, notify=_stderr, progress=True, store=args.store)
+    if retriever.index.note:
+        _stderr(f"qa: warning: {retriever.index.note}")
     filters = {"doc": args.doc, "date_from": args.date_from, "date_to": args.date_to}
     if batches is None:
         answer = retriever.ask(question, args.k, mode=args.mode, **filters)

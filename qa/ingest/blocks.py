@@ -10,6 +10,7 @@ metadata from the file itself.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
@@ -224,7 +225,16 @@ def _parse_date(value: str) -> str | None:
     if len(parts[0]) != 4:
         return None
     year, rest = parts[0], [int(p) for p in parts[1:]]
-    limits = (12, 31)
-    if any(not 1 <= v <= limit for v, limit in zip(rest, limits)):
+    if rest and not 1 <= rest[0] <= 12:
         return year
+    if len(rest) == 2 and not _real_day(int(year), *rest):
+        rest = rest[:1]  # 2019-02-30: the month is still known
     return "-".join([year, *(f"{v:02d}" for v in rest)])
+
+
+def _real_day(year: int, month: int, day: int) -> bool:
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True

@@ -105,7 +105,8 @@ def _files_under(root: Path, warnings: list[str]) -> list[tuple[Path, str]]:
             return []
         return [(root, root.name)]
     found = []
-    for folder, dirs, names in os.walk(root):
+    unreadable: list[OSError] = []
+    for folder, dirs, names in os.walk(root, onerror=unreadable.append):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in names:
             if not name.startswith(".") and Path(name).suffix.lower() in EXTENSIONS:
@@ -114,9 +115,21 @@ def _files_under(root: Path, warnings: list[str]) -> list[tuple[Path, str]]:
                     found.append((path, path.relative_to(root).as_posix()))
                 elif path.exists():
                     warnings.append(f"skipped {path_text(path)}: not a regular file (a FIFO, socket or device)")
+    _report_unreadable(root, unreadable, warnings)
     if not found:
         raise QAError(f"no documents ({KINDS}) in folder: {path_text(root)}")
     return sorted(found, key=lambda item: item[1])
+
+
+def _report_unreadable(root: Path, errors: list[OSError], warnings: list[str]) -> None:
+    """A folder that cannot be listed: the root is an error, a sub-folder one warning each (its
+    articles are left out, and a re-index removes the passages they had)."""
+    for exc in errors:
+        where = Path(exc.filename) if exc.filename else root
+        why = exc.strerror or str(exc)
+        if where == root:
+            raise QAError(f"cannot read the folder {path_text(root)}: {why}")
+        warnings.append(f"skipped the folder {path_text(where)}: {why} (its articles are not indexed)")
 
 
 def _unique_doc_id(root: Path, rel: str, path: Path, seen: set[str]) -> str:

@@ -18,7 +18,6 @@ the same plus the weak-answer signal. The ranking, per question:
 from __future__ import annotations
 
 import fnmatch
-import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,9 +28,10 @@ from pydantic import BaseModel, ConfigDict, model_serializer
 from ..engines import Embedder, load_embedder
 from ..errors import QAError
 from ..index import BuildReport, PassageIndex, build_index, ensure_default_index, live_generation, read_manifest
+from ..index.generations import is_default
 from .lexical import LexicalIndex, guess_language
 from ..model import model_name_for
-from .params import DEFAULT_RANKING, MODES, Mode, RankingParams, check_k, check_mode  # noqa: F401
+from .params import DEFAULT_RANKING, MODES, Mode, RankingParams, check_date, check_k, check_mode  # noqa: F401
 from ..paths import default_index_dir
 from ..records import Excerpt, Passage
 from ..stores.base import Restriction
@@ -39,7 +39,6 @@ from ..stores.location import parse_store
 from ..text import valid_text, words
 from ..index.tokens import best_sentence, maxsim
 
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 # The constants by their former names, for scripts that read them.
 LEXICAL_WEIGHT_SAME_LANGUAGE = DEFAULT_RANKING.lexical_weight_same_language
 LEXICAL_WEIGHT_OTHER_LANGUAGE = DEFAULT_RANKING.lexical_weight_other_language
@@ -133,8 +132,7 @@ class Retriever:
         manifest = read_manifest(generation)
         embedder = load_embedder(model or model_name_for(manifest.model_id), backend=backend, threads=threads)
         if embedder.spec.fingerprint != manifest.model_fingerprint:
-            raise QAError(f"the index at {path} was built with {manifest.model_id}, not "
-                          f"{embedder.spec.model_id}; rebuild it with `qa index --full` or pass the same --model")
+            raise QAError(_model_mismatch(path, manifest, embedder.spec))
         embedder.preload()  # the engine loads while the index is read
         return cls(PassageIndex.open(path, location if location.kind == "milvus" else None), embedder, params)
 
@@ -319,8 +317,8 @@ class Retriever:
         if not filters.active():
             return None
         for value in (filters.date_from, filters.date_to):
-            if value and not _DATE.match(value):
-                raise QAError(f"bad date {value!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
+            if value:
+                check_date(value)
         if filters.date_from and filters.date_to and not _date_in(filters.date_from, None, filters.date_to):
             raise QAError(f"the date range is reversed: from {filters.date_from} to {filters.date_to}")
         rows = [i for i, p in enumerate(self.index.passages) if _matches(p, filters)]
@@ -384,3 +382,13 @@ def _no_match_message(f: Filters, index: PassageIndex) -> str:
     known = f"known dates: {', '.join(dates)}" if dates else "no document has a date"
     return f"no passage matches these filters ({known})"
 
+
+def _model_mismatch(path: Path, manifest, spec) -> str:
+    """Why the index cannot be asked with this model, and the command that rebuilds it for it."""
+    if manifest.model_id == spec.model_id:
+        what = (f"another copy of {spec.model_id} (weights {manifest.model_fingerprint}; this one's are "
+                f"{spec.fingerprint})")
+    else:
+        what = f"{manifest.model_id}, not {spec.model_id}"
+    rebuild = "`qa index --full`" if is_default(path) else f"`qa index --full --index {path}`"
+    return f"the index at {path} was built with {what}; rebuild it with {rebuild}, or pass its --model"
