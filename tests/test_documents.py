@@ -347,3 +347,16 @@ def test_a_mixed_folder_is_indexed_and_answers_cite_pages_and_titles(tmp_path, e
                           "quand la rénovation de la bibliothèque des Tilleuls s'est-elle achevée ?"],
                          capture_output=True, text=True, timeout=300, cwd=REPO)
     assert pdf.returncode == 0 and "report.pdf p. 3 ¶" in pdf.stdout.splitlines()[-1], pdf.stdout  # "also in: ..."
+
+
+def test_a_pdf_title_that_is_a_file_name_is_not_the_title(tmp_path):
+    """Word's PDFs carry "Microsoft Word - name.docx" as their title: the first heading is the
+    title then (the metadata is rewritten by pypdf on LibreOffice's real report)."""
+    import pypdf
+
+    writer = pypdf.PdfWriter(clone_from=str(DOCS / "report.pdf"))
+    writer.add_metadata({"/Title": "Microsoft Word - rapport_2023_v3.docx"})
+    with open(tmp_path / "rapport.pdf", "wb") as out:
+        writer.write(out)
+    document = load_corpus(tmp_path / "rapport.pdf").documents[0]
+    assert document.title == REPORT["TITLE"]  # the first line, a heading, is the title

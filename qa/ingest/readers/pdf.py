@@ -252,6 +252,9 @@ def _join(lines: list[Line]) -> str:
 # --------------------------------------------------------------------------- metadata
 
 
+_FILE_NAME_TITLE = re.compile(r"(?i)^(microsoft \w+ - |untitled\b)|\.(docx?|odt|rtf|tex|pdf|pptx?|xlsx?|indd|qxp)$")
+
+
 def _metadata(pdf) -> dict[str, str]:
     """Title, author and creation date from the document information dictionary."""
     try:
@@ -259,6 +262,8 @@ def _metadata(pdf) -> dict[str, str]:
     except Exception:  # noqa: BLE001 - metadata is optional; a broken dictionary is no reason to skip the text
         return {}
     out = {k: " ".join(str(v).split()) for k, v in info.items() if k in ("Title", "Author") and str(v).strip()}
+    if _FILE_NAME_TITLE.search(out.get("Title", "")):
+        del out["Title"]  # "Microsoft Word - report.docx": the producer's file name, not a title
     match = re.match(r"D:(\d{4})(\d{2})?(\d{2})?", info.get("CreationDate", ""))
     if match:
         out["date"] = "-".join(part for part in match.groups() if part)
