@@ -22,10 +22,11 @@ be retrieved as an answer, so ingestion
 Character offsets (``start``/``end``) index into :func:`read_text` of the source file, so an
 interface can show or highlight the passage inside the whole article.
 
-One module a step: :mod:`.files` (collecting, decoding), :mod:`.blocks` (paragraphs, Markdown,
-dates), :mod:`.classify` (boilerplate, headings), :mod:`.chunking` (passages that fit the
-model), :mod:`.dedup` (near-duplicates), :mod:`.sentences` (sentence spans). This module runs
-them in order.
+One module a step: :mod:`.files` (collecting, decoding), :mod:`.readers` (one module a format
+other than text), :mod:`.extraction` (running the readers: cache, worker processes),
+:mod:`.blocks` (paragraphs, Markdown, dates; a reader's blocks), :mod:`.classify` (boilerplate,
+headings), :mod:`.chunking` (passages that fit the model), :mod:`.dedup` (near-duplicates),
+:mod:`.sentences` (sentence spans). This module runs them in order.
 """
 
 from __future__ import annotations
