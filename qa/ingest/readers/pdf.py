@@ -165,12 +165,13 @@ def _key(line: Line) -> str:
 
 
 def _running_lines(pages: list[list[Line]], heights: list[float]) -> set[str]:
-    """Keys of edge lines that recur on at least 3 pages and on a third of them: furniture."""
+    """Keys of edge lines that recur on at least 3 pages: furniture. Three, not a share of the
+    pages: a book's running header changes with each chapter or section ("18 1.6. WEGE UND
+    KNOTEN"), and the same words (digits aside) at a page's edge three times are no prose."""
     counts: Counter[str] = Counter()
     for lines, height in zip(pages, heights):
         counts.update({_key(line) for line in _edge_lines(lines, height)})
-    needed = max(3, len(pages) // 3)
-    return {key for key, n in counts.items() if n >= needed}
+    return {key for key, n in counts.items() if n >= 3}
 
 
 def _furniture(lines: list[Line], height: float, running: set[str]) -> set[int]:
