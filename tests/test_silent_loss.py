@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -217,7 +218,7 @@ def test_repl_refuses_a_bad_date_and_keeps_the_filter(fake_retriever, tmp_path):
     line and the filter set before it stays."""
     from .test_repl import drive, output_of
 
-    code, out = drive(lambda: fake_retriever, ":from 2019-04\n:from 2020-13\n:filters\n", tmp_path / "history")
+    code, out = drive(lambda: fake_retriever, ":from 2019-04\n:from 2020-13\n:filters\n:quit\n", tmp_path / "history")
     assert code == 0
     assert "bad date '2020-13': no such month" in output_of(out, ":from 2020-13")
     assert "2019-04" in output_of(out, ":filters")
@@ -293,3 +294,35 @@ def test_a_name_too_long_for_the_file_system(tmp_path):
     target = tmp_path / ("a" * 300)
     line = one_error(qa("index", str(CORPUS), "-q", "--index", str(target)))
     assert line == f"qa: error: File name too long: {target}"
+
+
+def _marked(owner: int) -> list[int]:
+    """Processes started by the local Ray of process `owner` (they inherit its reaper's mark)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"QA_RAY_OWNER={owner}-".encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_ray_build_leaves_no_ray_processes(tmp_path):
+    """kill -9 of `qa index --ray` while its local Ray runs: every process of that Ray is gone soon
+    after (Ray's own clean-up never runs; qa's reaper does)."""
+    build = subprocess.Popen([sys.executable, "-m", "qa", "index", str(CORPUS), "--index", str(tmp_path / "idx"),
+                              "--ray", "-q"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_marked(build.pid)) < 3 and build.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _marked(build.pid), "the local Ray never started"
+    finally:
+        build.kill()
+        build.wait()
+    deadline = time.monotonic() + 30
+    while _marked(build.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _marked(build.pid) == []
