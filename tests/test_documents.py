@@ -102,6 +102,11 @@ def test_pdf_paragraphs_pages_and_no_running_headers():
     every = " ".join(found)
     assert REPORT["HEADER"] not in every and "Page 2" not in every
     assert {p.section for p in corpus.passages} >= {"Le réseau en bref", "Perspectives"}
+    rows = [t for t in found if " | " in t]  # the table's rows, by the wide gaps between its cells
+    assert rows[:3] == ["Indicateur | 2022 | 2023", "Visiteurs | 745 000 | 812 000",
+                        "Prêts de documents | 1 080 000 | 1 200 000"]
+    prose = {normalise(p) for p in report_paragraphs()}
+    assert not any(" | " in t for t in found if normalise(t) in prose)  # justified prose is no table
     assert corpus.documents[0].title == REPORT["TITLE"] and corpus.documents[0].author == REPORT["AUTHOR"]
 
 
@@ -118,6 +123,8 @@ def test_two_column_pdf_reads_column_by_column_and_undoes_hyphenation():
     fusce = next(p for p in corpus.passages if p.text.startswith("Fusce mauris"))
     assert fusce.page == 1 and fusce.text.endswith("egestas vel, odio.")
     assert not any(t.strip() in {"1", "2", "3"} for t in found)  # page numbers dropped
+    assert "Austria | 8.9 | 83,879 | Vienna | German" in found  # the booktabs table, a row a block
+    assert not any(" | " in t for t in found if t.startswith(tuple(starts)))  # justified prose is no table
 
 
 def test_a_paragraph_across_four_pages_is_one_passage_on_its_first_page():

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Bumped when any reader's output changes, so cached extractions are not reused across versions.
-READERS_VERSION = 4
+READERS_VERSION = 5
 
 TEXT_EXTENSIONS = (".txt", ".md")
 # extension -> reader module (under qa.ingest.readers)

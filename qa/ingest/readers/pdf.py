@@ -14,6 +14,8 @@ paper by the tests). From those lines:
 * a paragraph ends where the vertical gap grows past the usual line spacing, where the next line
   starts indented (a first-line indent), where the text jumps to another column, or where a line
   that ends a sentence stops well short of the column's right edge;
+* a line whose spaces include gaps wider than 1.5 line heights is a table row: one block, its
+  cells joined by " | " (justified prose never stretches a space that far);
 * lines of one paragraph are joined with a space, and an end-of-line hyphenation (PDFium's
   soft-hyphen mark, or ``-`` before a lower-case letter) is undone;
 * running headers and footers, lines near the top or bottom edge that repeat (digits aside) on
@@ -38,6 +40,7 @@ MAX_PAGES = 5_000
 MAX_BYTES = 500_000_000
 MAX_PAGE_CHARS = 200_000  # a page with more text than this is no page of prose (a data dump)
 EDGE = 0.12  # the top and bottom share of the page where running headers and footers live
+CELL_GAP = 1.5  # a gap this many line heights wide inside a line separates table cells
 MIN_CHARS_PER_PAGE = 10  # below this on average, the PDF has no text layer: a scan
 SOFT_HYPHEN = "\x02"
 _LINE = re.compile("([^\r\n\ufffe]*\ufffe?)(?:\r\n|\n|\r)?")  # PDFium's mark for a hyphen it recognised as generated at a line end
@@ -50,6 +53,7 @@ class Line:
     right: float
     top: float
     text: str
+    cells: list[str] | None = None  # a table row: its cells, where wide gaps split the line
 
     @property
     def height(self) -> float:
@@ -109,7 +113,7 @@ def _read_document(pdf) -> Extracted:
     for number, (lines, height) in enumerate(zip(pages, heights), start=1):
         drop = _furniture(lines, height, furniture)
         body = [line for line in lines if id(line) not in drop]
-        pieces.extend(Piece(text, page=number) for text in _paragraphs(body))
+        pieces.extend(_page_pieces(body, number))
     pieces = _rejoin(pieces)
     meta = _metadata(pdf)
     return Extracted(pieces, title=meta.get("Title"), author=meta.get("Author"), date=meta.get("date"),
@@ -130,10 +134,26 @@ def _page_lines(page) -> list[Line]:
             if first is not None and last is not None:
                 a = textpage.get_charbox(position + first, loose=True)
                 b = textpage.get_charbox(position + last, loose=True)
-                lines.append(Line(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), raw))
+                line = Line(min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), raw)
+                line.cells = _cells(textpage, raw, position, line.height)
+                lines.append(line)
         return lines
     finally:
         textpage.close()
+
+
+def _cells(textpage, raw: str, position: int, height: float) -> list[str] | None:
+    """The line's table cells when spaces in it are gaps wider than :data:`CELL_GAP` line
+    heights (justified prose stretches a space to a fraction of that), else None."""
+    cuts = []
+    for i, char in enumerate(raw):
+        if char == " " and 0 < i < len(raw) - 1 and not raw[i - 1].isspace() and not raw[i + 1].isspace():
+            if textpage.get_charbox(position + i + 1)[0] - textpage.get_charbox(position + i - 1)[2] > CELL_GAP * height:
+                cuts.append(i)
+    if not cuts:
+        return None
+    bounds = [0, *cuts, len(raw)]
+    return [cell for a, b in zip(bounds, bounds[1:]) if (cell := raw[a:b].strip())]
 
 
 def _visible(text: str, start: int, step: int) -> int | None:
@@ -185,6 +205,22 @@ def _furniture(lines: list[Line], height: float, running: set[str]) -> set[int]:
 _SENTENCE_END = re.compile(r"[.!?:…»”\"')\]]\s*$")
 
 
+def _page_pieces(lines: list[Line], number: int) -> list[Piece]:
+    """The page's blocks: table rows (a line split into cells) one each, paragraphs between."""
+    pieces: list[Piece] = []
+    run: list[Line] = []
+    for line in [*lines, None]:
+        if line is not None and not line.cells:
+            run.append(line)
+            continue
+        pieces.extend(Piece(text, page=number) for text in _paragraphs(run))
+        run = []
+        if line is not None:
+            pieces.append(Piece(" | ".join(" ".join(cell.replace("\ufffe", "").split()) for cell in line.cells),
+                                page=number, row=True))
+    return pieces
+
+
 def _paragraphs(lines: list[Line]) -> list[str]:
     """The page's lines grouped into paragraphs (see the module docstring for the rules)."""
     if not lines:
@@ -224,7 +260,7 @@ def _rejoin(pieces: list[Piece]) -> list[Piece]:
     out: list[Piece] = []
     for piece in pieces:
         last = out[-1] if out else None
-        if last and piece.text[:1].islower() and not _SENTENCE_END.search(last.text):
+        if last and not (last.row or piece.row) and piece.text[:1].islower() and not _SENTENCE_END.search(last.text):
             if last.text.endswith(SOFT_HYPHEN) or (last.text.endswith("-") and last.text[-2:-1].isalpha()):
                 last.text = last.text[:-1] + piece.text
             else:
