@@ -2,7 +2,7 @@
 
 Why PDFium: it is the engine of Chrome's viewer, permissively licensed (pypdfium2: Apache-2.0
 or BSD-3, PDFium: BSD-3/Apache-2.0), written in C++, and in this project's measurement
-(BENCHMARKS.md, "Documents") 14-23 times as fast as pure-Python pypdf, with cleaner text on the
+(BENCHMARKS.md, "Documents") 10-23 times as fast as pure-Python pypdf, with cleaner text on the
 same files: pypdf leaves ligatures as such ("ﬁlled") and line-end hyphens as plain "-", which
 cannot be told from a real hyphen, where PDFium marks the hyphens it recognised as generated.
 
