@@ -52,14 +52,44 @@ def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None
         return build_in_store(paths, location, embedder, full=full, progress=progress)
     index_dir = location.local
     sources = _sources_for(paths, index_dir)
-    with _SplittingBar(progress) as bar:
-        corpus = load_corpus(sources, count_tokens=token_counter(embedder), max_tokens=embedder.max_tokens,
-                             progress=bar.report)
+    corpus = read_corpus(sources, embedder, progress=progress)
     note = _older_record_note(paths, index_dir)
     report = update_index(corpus, index_dir, embedder, sources=sources, full=full, progress=progress,
                           store=location if location.kind == "milvus" else None)
     report.warnings[:0] = note
     return report
+
+
+def read_corpus(sources: Sequence[str | Path], embedder, *, progress: bool = False) -> Corpus:
+    """The passages an index of `sources` holds, split by `embedder`'s tokenizer (what `qa text`
+    prints, too); `progress`: bars over the files parsed and over long input split."""
+    with _SplittingBar(progress) as bar, _ParsingBar(progress) as parsing:
+        return load_corpus(sources, count_tokens=token_counter(embedder), max_tokens=embedder.max_tokens,
+                           progress=bar.report, progress_files=parsing.report)
+
+
+class _ParsingBar:
+    """A progress bar over the files of other formats than text being parsed, naming each as
+    it goes (cached ones are not parsed, so an unchanged folder shows none)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar = enabled, None
+
+    def report(self, done: int, total: int, name: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = progress_bar(total, True, desc="parsing", unit="file")
+        self.bar.update(done - getattr(self.bar, "n", done))
+        if name and hasattr(self.bar, "set_postfix_str"):
+            self.bar.set_postfix_str(Path(name).name[-40:])
+
+    def __enter__(self) -> _ParsingBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class _SplittingBar:

@@ -108,12 +108,17 @@ def _is_comment_marker(text: str) -> bool:
 
 
 def repeated_short_keys(docs: list[ParsedDocument]) -> set[str]:
-    """Short lines found twice in one document or in two distinct documents: site furniture."""
+    """Short lines found twice in one text file or in two distinct documents: site furniture.
+
+    Within a document of another format the rule does not apply: its reader has already told
+    the page's furniture from its content (trafilatura; a PDF's running headers), and a short
+    line repeated in the text it kept is structure (a recipe's "Eat every 2-3 hours")."""
     per_doc: dict[str, set[str]] = {}
     repeated: set[str] = set()
     for doc in docs:
         counts = Counter(k for b in doc.blocks if (k := short_key(b.text)))
-        repeated.update(k for k, n in counts.items() if n > 1)
+        if not doc.structured:
+            repeated.update(k for k, n in counts.items() if n > 1)
         for key in counts:
             per_doc.setdefault(key, set()).add(doc.sha256)  # identical files count once
     repeated.update(k for k, shas in per_doc.items() if len(shas) > 1)
@@ -162,7 +167,7 @@ def _classify_block(block: Block, repeated: set[str]) -> bool:
     """Set one block's kind by its own text; True when it is a paragraph."""
     if reason := _boilerplate_reason(block.text):
         block.kind, block.reason = "boilerplate", reason
-    elif short_key(block.text) in repeated:
+    elif short_key(block.text) in repeated and not block.md_heading:  # a heading by markup is no furniture
         block.kind, block.reason = "boilerplate", "repeated short line"
     elif not any(c.isalnum() for c in block.text):
         block.kind, block.reason = "dropped", "no words"
@@ -208,11 +213,14 @@ def _resolve_headings(doc: ParsedDocument) -> None:
             run.append(block)
             continue
         if block is None:
-            for b in run:
-                b.kind, b.reason = "dropped", "heading without a paragraph"
+            for b in run:  # short lines at the end; in a reader's text (no furniture left) they are content
+                if doc.structured and not b.md_heading:
+                    b.kind = "paragraph"
+                else:
+                    b.kind, b.reason = "dropped", "heading without a paragraph"
         elif len(run) > HEADING_RUN_MAX and not all(b.md_heading for b in run):
-            for b in run:
-                b.kind = "paragraph"
+            for b in run:  # a list of short lines; headings of the file's own markup stay headings
+                b.kind = "heading" if b.md_heading else "paragraph"
         elif run and not seen_paragraph:
             run[0].kind = "title"
             doc.title = doc.title or run[0].text
