@@ -42,8 +42,8 @@ def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None
     """Build or update the index at `index_dir` from `paths` (default: the shipped corpus).
 
     With no paths, an existing index is updated from the paths it was built from. `store` is a
-    --store URI (see :mod:`qa.stores.location`): a Milvus store takes the passage vectors, and
-    `index_dir`, when given, is where its local half goes.
+    --store URI (see :mod:`qa.stores.location`): a Milvus store then holds the whole index and
+    `index_dir` is not used (:mod:`.store_build`).
     """
     location = store if isinstance(store, StoreLocation) else parse_store(store, index_dir)
     if location.kind == "milvus":  # the whole index goes to the store, nothing local
