@@ -195,7 +195,8 @@ class Retriever:
             raise QAError("empty question: type a question, e.g. \"where did Kim meet Putin?\"")
         check_k(k)
         check_mode(mode)
-        filters = Filters(doc=doc, date_from=date_from, date_to=date_to)
+        filters = Filters(doc=doc, date_from=check_date(date_from) if date_from else None,
+                          date_to=check_date(date_to) if date_to else None)
         subset = self._subset(filters)
         restriction = self._restriction(filters) if subset is not None and self.index.store is not None else None
         embedded = self.embedder.embed_queries_with_tokens(questions) if mode != "lexical" else None
@@ -203,6 +204,9 @@ class Retriever:
         for i, question in enumerate(questions):
             query = (embedded.vectors[i], embedded.of(i)) if embedded is not None else None
             ranked, confidence = self._rank(question, query, k, mode, subset, restriction)
+            if filters.active():
+                for hit in ranked:
+                    _lead_with_a_match(hit, filters)
             weak = mode != "lexical" and confidence < self.params.weak_margin
             answers.append(Answer(question=question, hits=ranked, weak=weak, confidence=round(confidence, 4),
                                   note="no passage answers this clearly" if weak else None))
@@ -363,6 +367,26 @@ def _merge_sources(hit: Hit, duplicate: Passage) -> None:
         if (source.doc_id, source.paragraph) not in known:
             hit.other_sources.append(source)
             known.add((source.doc_id, source.paragraph))
+
+
+def _lead_with_a_match(hit: Hit, f: Filters) -> None:
+    """Make a source the filters asked for the hit's primary one: `--doc report.pdf` on a paragraph
+    that is also in report.docx cites report.pdf first (the same text; the others stay listed)."""
+    sources = hit.sources()
+    match = next((s for s in sources if _source_matches(s, f)), None)
+    if match is None or match is sources[0]:
+        return
+    for name, value in match.model_dump().items():
+        setattr(hit, name, value)
+    hit.other_sources = [s for s in sources if s is not match]
+
+
+def _source_matches(s, f: Filters) -> bool:
+    if f.doc and not (fnmatch.fnmatch(s.doc_id, f.doc) or fnmatch.fnmatch(Path(s.doc_id).name, f.doc)):
+        return False
+    if f.date_from or f.date_to:
+        return bool(s.date) and _date_in(s.date, f.date_from, f.date_to)
+    return True
 
 
 def _matches(p: Passage, f: Filters) -> bool:
