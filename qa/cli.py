@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {None: cmd_repl, "repl": cmd_repl, "ask": cmd_ask, "index": cmd_index, "model": cmd_model,
                 "stats": cmd_stats, "eval": cmd_eval, "text": cmd_text}
     try:
+        check_store_and_index(args)
         return handlers[args.command](args) or 0
     except QAError as exc:
         print(f"qa: error: {exc}", file=sys.stderr)
@@ -161,6 +162,18 @@ def main(argv: list[str] | None = None) -> int:
         command = f"`qa {args.command or 'repl'}`"
         print(f"qa: error: {_last_resort(exc, command)}", file=sys.stderr)
         return 1
+
+
+def check_store_and_index(args) -> None:
+    """A Milvus --store holds the whole index: an --index beside it names nothing, so it is refused
+    rather than silently ignored (the store given is the one used)."""
+    store, index = getattr(args, "store", None), getattr(args, "index", None)
+    if store and index:
+        from .errors import QAError
+        from .stores.location import parse_store
+
+        if parse_store(store).kind == "milvus":
+            raise QAError(f"--store {store} holds the whole index; --index {index} is not used with it: drop --index")
 
 
 def _last_resort(exc: Exception, command: str) -> str:
@@ -376,7 +389,9 @@ def cmd_repl(args) -> int:
 
     store = getattr(args, "store", None)
     index = getattr(args, "index", None)
-    if store is not None:
+    if store is not None and parse_store(store, index).kind == "milvus":
+        index = None  # the whole index is in the store
+    elif store is not None:
         index = str(parse_store(store, index).local)
     if index and live_generation(Path(index)) is None:
         PassageIndex.open(index)  # raises the one-line "no index at ..." error

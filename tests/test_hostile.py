@@ -135,7 +135,8 @@ def test_current_outside_the_folder_is_not_followed(small_index, tmp_path):
     (victim / "CURRENT").write_text("../other/g000001\n")
     assert live_generation(victim) is None
     line = one_error(qa("ask", "--index", str(victim), QUESTION))
-    assert line == f"qa: error: no index at {victim}; build it with `qa index PATH... --index {victim}`"
+    assert line == (f"qa: error: no index at {victim}; build it with `qa index PATH... --index {victim}` (an index in "
+                    "Milvus is named with --store milvus:PATH.db or --store http://HOST:PORT)")
 
 
 def test_rebuild_without_record_refuses_instead_of_using_corpus(small_index, tmp_path):

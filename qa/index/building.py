@@ -2,7 +2,7 @@
 
 Incremental builds re-embed only passages whose content hash is not in the live generation (its
 damaged rows are repaired, not reused); another model, format or chunking rebuilds in full. With
-a Milvus store the new vectors go there first (:mod:`qa.stores.milvus_index`), then the local
+a Milvus store the whole index goes there instead (:mod:`.store_build`); here the local
 generation is written and switched in (:mod:`.writing`).
 """
 
@@ -23,7 +23,6 @@ from ..ingest import load_corpus
 from ..ingest.sentences import split_sentences
 from ..paths import default_corpus, default_index_dir
 from ..records import Corpus, Passage
-from ..stores import milvus_index
 from ..stores.location import StoreLocation, parse_store
 from ..text import path_bytes, path_text
 from .encoding import PassageInput, encode_passages
@@ -32,32 +31,10 @@ from .generations import (generations, is_default, live_damage, live_generation,
 from .integrity import Vectors, describe_error, invalid_passages, read_passages, read_vectors, structural_damage
 from .manifest import FORMAT_VERSION, Chunking, IndexIdentity, IndexManifest, faiss_params
 from .tokens import Int8Codec, TokenStore
+from .report import BuildReport, token_counter
+from .report import identity_for as _identity_for
+from .report import passage_diff as _diff
 from .writing import build_lock, write_error, write_generation
-
-
-class BuildReport(BaseModel):
-    """What `build_index` did, for the summary line and for tests."""
-
-    index: str
-    documents: int
-    passages: int
-    new: int
-    changed: int
-    removed: int
-    embedded: int
-    seconds: float
-    full: bool
-    reason: str | None = None
-    warnings: list[str] = []
-    padding: float = 0.0  # share of the engine's token slots that were padding (batches sorted by length)
-    stored: int | None = None  # vectors written to a Milvus store (None: FAISS files)
-
-    def summary(self) -> str:
-        how = "full rebuild" if self.full else "incremental"
-        text = (f"{self.documents} documents, {self.passages} passages: {self.new} new, {self.changed} changed, "
-                f"{self.removed} removed; embedded {self.embedded} passages in {self.seconds:.1f} s ({how})")
-        text += f"; wrote {self.stored} vectors to the store" if self.stored is not None else ""
-        return text + (f"; rebuilt because {self.reason}" if self.reason else "")
 
 
 def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None, embedder, *,
@@ -65,10 +42,14 @@ def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None
     """Build or update the index at `index_dir` from `paths` (default: the shipped corpus).
 
     With no paths, an existing index is updated from the paths it was built from. `store` is a
-    --store URI (see :mod:`qa.stores.location`): a Milvus store takes the passage vectors, and
-    `index_dir`, when given, is where its local half goes.
+    --store URI (see :mod:`qa.stores.location`): a Milvus store then holds the whole index and
+    `index_dir` is not used (:mod:`.store_build`).
     """
     location = store if isinstance(store, StoreLocation) else parse_store(store, index_dir)
+    if location.kind == "milvus":  # the whole index goes to the store, nothing local
+        from .store_build import build_in_store
+
+        return build_in_store(paths, location, embedder, full=full, progress=progress)
     index_dir = location.local
     sources = _sources_for(paths, index_dir)
     corpus = read_corpus(sources, embedder, progress=progress)
@@ -186,7 +167,12 @@ def _sources_for(paths: Sequence[str | Path] | None, index_dir: Path) -> list[st
 
 def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: list[str] | None = None,
                  full: bool = False, progress: bool = False, store: StoreLocation | None = None) -> BuildReport:
-    """Make the index at `index_dir` hold exactly `corpus`, embedding only what it lacks."""
+    """Make the index at `index_dir` hold exactly `corpus`, embedding only what it lacks (with a
+    Milvus `store`, the index is there and `index_dir` is not used)."""
+    if store is not None:
+        from .store_build import update_in_store
+
+        return update_in_store(corpus, store, embedder, sources=sources, full=full, progress=progress)
     started = time.perf_counter()
     index_dir = Path(index_dir)
     if not corpus.passages:
@@ -208,36 +194,19 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
             notes.append(f"re-embedded {previous.repaired} passages whose stored vectors were not finite unit vectors")
         vectors, embedded, padding = _vectors_for(corpus.passages, previous, reuse, embedder, progress)
         manifest = _manifest_for(identity, corpus, vectors, sources or [])
-        milvus, stored = None, None
-        if store is not None:  # the new vectors go to Milvus first; nothing there is deleted yet
-            milvus, manifest.store, stored = milvus_index.sync(store, manifest, previous.manifest if previous else None,
-                                                       corpus.passages, vectors.passages, rebuild=bool(full or reason))
-        elif previous is not None and previous.manifest.store is not None:
+        stored = None
+        if previous is not None and previous.manifest.store is not None:
             notes.append(f"the previous generation's vectors stay in {previous.manifest.store.uri}")
         try:
             write_generation(index_dir, manifest, corpus, vectors)
         except (OSError, RuntimeError) as exc:  # disk full (faiss raises RuntimeError), permissions
             raise IndexStoreError(f"could not write the index at {index_dir} ({write_error(exc)}); "
                                   "the previous index, if any, is unchanged") from None
-        finally:
-            if milvus is not None and newest_complete(index_dir) is not None:
-                notes += milvus_index.clean_up(milvus, corpus.passages, previous.passages if previous else [])
-            if milvus is not None:
-                milvus.close()
         new, changed, removed = _diff(previous.passages if previous else [], corpus.passages)
     return BuildReport(index=str(index_dir), documents=len(corpus.documents), passages=len(corpus.passages),
                        new=new, changed=changed, removed=removed, embedded=embedded,
                        seconds=time.perf_counter() - started, full=bool(full or reason or previous is None),
                        reason=reason, warnings=corpus.warnings + notes, padding=round(padding, 4), stored=stored)
-
-
-def token_counter(embedder):
-    prefix = embedder.spec.passage_prefix
-
-    def count(text: str) -> int:
-        return embedder.count_tokens(prefix + text)
-
-    return count
 
 
 @dataclass
@@ -300,13 +269,6 @@ def _read_passages_or_none(generation: Path) -> list[Passage]:
         return []
 
 
-def _identity_for(embedder) -> IndexIdentity:
-    """What a build with `embedder` produces, before anything is embedded."""
-    spec = embedder.spec
-    return IndexIdentity(model_id=spec.model_id, model_fingerprint=spec.fingerprint, query_prefix=spec.query_prefix,
-                         passage_prefix=spec.passage_prefix, chunking=Chunking(max_tokens=embedder.max_tokens))
-
-
 def _manifest_for(identity: IndexIdentity, corpus: Corpus, vectors: Vectors, sources: list[str]) -> IndexManifest:
     """The complete manifest of a generation holding `corpus` embedded as `vectors`."""
     fingerprint = hashlib.sha256()
@@ -347,13 +309,3 @@ def _vectors_for(passages: list[Passage], previous: _Previous | None, reuse: dic
     vectors = Vectors(np.asarray(rows_p, np.float32).reshape(len(passages), -1), np.concatenate(rows_spans),
                       TokenStore(codec, codes, offsets, sentences))
     return vectors, len(missing), encoded.padding
-
-
-def _diff(old: list[Passage], new: list[Passage]) -> tuple[int, int, int]:
-    """(new, changed, removed) passages, a passage being known by its place: (document, paragraph)."""
-    before = {(p.doc_id, p.paragraph): p.content_hash() for p in old}
-    after = {(p.doc_id, p.paragraph): p.content_hash() for p in new}
-    added = sum(1 for key in after if key not in before)
-    removed = sum(1 for key in before if key not in after)
-    changed = sum(1 for key, digest in after.items() if key in before and before[key] != digest)
-    return added, changed, removed

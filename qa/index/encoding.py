@@ -33,13 +33,16 @@ class EncodedPassages:
     padding: float  # share of the engine's token slots that were padding
 
 
-def encode_passages(embedder: Embedder, inputs: list[PassageInput], *, progress: bool = False) -> EncodedPassages:
-    """Vectors and compressed tokens of `inputs`."""
+def encode_passages(embedder: Embedder, inputs: list[PassageInput], *, progress: bool = False,
+                    bar=None) -> EncodedPassages:
+    """Vectors and compressed tokens of `inputs`; `bar`, when given, is a progress bar the caller
+    owns (a build that embeds in slices shows one bar for all of them)."""
     codec = Int8Codec(embedder.dimension)
     sequences = embedder.passage_sequences([i.text for i in inputs])
     vectors = np.zeros((len(inputs), embedder.dimension), np.float32)
     blocks: list[TokenBlock | None] = [None] * len(inputs)
-    bar = progress_bar(len(inputs), progress)
+    owned = bar is None
+    bar = progress_bar(len(inputs), progress) if owned else bar
     slots = used = 0
     lengths = np.fromiter((len(s.ids) for s in sequences), np.int64, len(sequences))
     order = np.argsort(-lengths, kind="stable")
@@ -50,7 +53,8 @@ def encode_passages(embedder: Embedder, inputs: list[PassageInput], *, progress:
         slots, used = slots + chunk.slots, used + chunk.real_tokens
         for j, row in enumerate(rows):
             blocks[row] = _block(codec, chunk.of(j), inputs[row], sequences[row])
-    bar.close()
+    if owned:
+        bar.close()
     return EncodedPassages(vectors, blocks, 1 - used / slots if slots else 0.0)  # type: ignore[arg-type]
 
 

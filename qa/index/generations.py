@@ -209,4 +209,5 @@ def missing_message(path: Path) -> str:
     if generations(path):
         return damaged(path, "no generation is complete: manifest.json or other files unreadable")
     how = "`qa index`" if is_default(path) else f"`qa index PATH... --index {path}`"
-    return f"no index at {path}; build it with {how}"
+    return (f"no index at {path}; build it with {how} (an index in Milvus is named with --store milvus:PATH.db "
+            "or --store http://HOST:PORT)")

@@ -12,18 +12,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
 
 from ..errors import IndexStoreError
 from ..paths import default_index_dir
 from ..records import Document, Passage
 from ..stores import milvus_index
 from ..stores.base import Restriction
+from ..stores.faiss_store import FaissStore
 from ..stores.location import StoreLocation, parse_store
 from .generations import damaged, fallback_note, live_generation, missing_message, read_manifest
 from .integrity import (Vectors, check_format, describe_error, faiss_header, generation_damage, read_passages,
                         read_vectors)
 from .manifest import HnswFaiss, IndexManifest
+from .stats import IndexStats
 
 
 class PassageIndex:
@@ -36,9 +37,9 @@ class PassageIndex:
         self.vectors, self.sentence_spans, self.tokens = vectors.passages, vectors.spans, vectors.tokens
         self.sentence_offsets = vectors.sentence_rows()
         self.faiss_passages = faiss_passages
+        self.vector_store = FaissStore.of_rows(self.vectors, faiss_passages) if faiss_passages is not None else None
         self.note: str | None = None  # why another generation than CURRENT's is used, if it is
-        self.store = None  # a MilvusStore answering the passage search, when the manifest names one
-        self._hash_rows: dict[str, list[int]] | None = None
+        self.store = None  # a Milvus index is a StoredIndex (qa.index.stored): never this class
 
     def __len__(self) -> int:
         return len(self.passages)
@@ -50,6 +51,10 @@ class PassageIndex:
         Anything damaged is one IndexStoreError naming the damage and the command that repairs
         it, on open rather than as an IndexError or a `nan` score on some later question.
         """
+        if store is not None and store.kind == "milvus":  # the whole index is in the store: nothing local
+            from .stored import StoredIndex
+
+            return StoredIndex.open(store)
         path = Path(path or default_index_dir())
         generation = live_generation(path)
         if generation is None:
@@ -64,8 +69,7 @@ class PassageIndex:
             raise IndexStoreError(damaged(path, damage))
         index.note = fallback_note(path, generation)
         if index.manifest.store is not None:
-            index.store = milvus_index.open_for_search(index.manifest, store or location_of(path, index.manifest),
-                                                       len(index.passages))
+            raise IndexStoreError(legacy_store_message(path, index.manifest))
         return index
 
     @classmethod
@@ -95,58 +99,17 @@ class PassageIndex:
 
     def search(self, queries: np.ndarray, k: int, subset: np.ndarray | None = None,
                restriction: Restriction | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k passage rows for each query by the passage vectors.
+        """Top-k passage rows for each query by the passage vectors, through the FAISS store.
 
         `subset` restricts the search to those passage rows, exactly, so a narrow filter still
-        returns its best matches instead of whatever survives a global top-k. With a Milvus
-        store, `restriction` (the same filter as scalar conditions) is pushed down to Milvus.
+        returns its best matches instead of whatever survives a global top-k. `restriction` (the
+        same filter as scalar conditions) is what a Milvus index pushes down; FAISS needs `subset`.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if self.store is not None and (subset is None or restriction is not None):
-            return self._search_store(queries, k, subset, restriction)
-        if subset is not None:
-            return self._search_subset(queries, k, subset)
-        k = min(k, len(self.passages))
-        if k == 0:
-            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        return self.faiss_passages.search(queries, k)
-
-    def _search_store(self, queries: np.ndarray, k: int, subset: np.ndarray | None,
-                      restriction: Restriction | None) -> tuple[np.ndarray, np.ndarray]:
-        """Passages from the Milvus store, hashes mapped to this generation's rows (unknown ones skipped)."""
-        if self._hash_rows is None:
-            self._hash_rows = milvus_index.hash_rows(self.passages)
-        return milvus_index.search_rows(self.store, self._hash_rows, queries, min(k, len(self.passages)),
-                                        subset, restriction)
+        return self.vector_store.search_rows(queries, k, subset)
 
     def close(self) -> None:
-        """Release the store's connection (Milvus Lite serves one process at a time)."""
-        if self.store is not None:
-            self.store.close()
-
-    def _search_subset(self, queries: np.ndarray, k: int, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = queries @ self.vectors[subset].T
-        k = min(k, len(subset))
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(scores, top, 1), subset[top]
-
-
-class IndexStats(BaseModel):
-    """What an index holds, as `qa stats` and the REPL's :stats show it."""
-
-    index: str
-    generation: str
-    documents: int
-    passages: int
-    model: str
-    dimension: int
-    faiss: str
-    exact: bool
-    bytes_on_disk: int
-    built_at: str
-    sources: list[str]
-    store: str | None = None  # where the passage vectors are searched, when not in faiss.index
-    note: str | None = None  # why another generation than CURRENT's is used
+        """Nothing to release (a Milvus index's StoredIndex closes its connection)."""
 
 
 def describe(path: Path | str | None = None, store: str | StoreLocation | None = None) -> IndexStats:
@@ -154,12 +117,14 @@ def describe(path: Path | str | None = None, store: str | StoreLocation | None =
     `PassageIndex.open` makes but without loading FAISS, so it answers at once. With a Milvus
     `store` (a --store URI), the collection is checked too: model, and every vector there."""
     location = store if isinstance(store, StoreLocation) else parse_store(store, path)
+    if location.kind == "milvus":
+        from .stored import describe_stored
+
+        return describe_stored(location)
     path = location.local
     generation, manifest = inspect_index(path)
     if manifest.store is not None:
-        with milvus_index.open_for_search(manifest, location if location.kind == "milvus" else
-                                          location_of(path, manifest), manifest.passages):
-            pass
+        raise IndexStoreError(legacy_store_message(path, manifest))
     return _stats(path, generation, manifest, fallback_note(path, generation))
 
 
@@ -200,10 +165,9 @@ def faiss_files(manifest: IndexManifest) -> tuple[str, ...]:
     return () if manifest.store is not None else ("faiss.index",)
 
 
-def location_of(path: Path, manifest: IndexManifest) -> StoreLocation:
-    """The store a generation's manifest names, reached with today's token."""
-    record = manifest.store
-    uri = record.uri if record.uri.startswith(("http://", "https://")) else f"milvus:{record.uri}"
-    if record.uri.startswith(("http://", "https://")):
-        uri = f"{record.uri}/{record.collection}"
-    return parse_store(uri, path)
+def legacy_store_message(path: Path, manifest: IndexManifest) -> str:
+    """An index folder written by a qa that kept only the vectors in Milvus: it is rebuilt into the
+    store, which now holds the whole index."""
+    where = milvus_index.shown(manifest.store.uri, manifest.store.collection)
+    return (f"the index at {path} keeps its vectors in {where}, as an older qa did; a Milvus index now lives "
+            f"wholly in the store: rebuild it with `qa index --full --store {where}`")

@@ -115,6 +115,10 @@ class TokenStore:
         a, b = int(self.offsets[row]), int(self.offsets[row + 1])
         return TokenBlock(np.asarray(self.codes[a:b]), np.asarray(self.sentences[a:b]))
 
+    def sentences_of(self, row: int) -> np.ndarray:
+        """The sentence number of each of one passage's tokens."""
+        return np.asarray(self.sentences[int(self.offsets[row]):int(self.offsets[row + 1])])
+
     def codes_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(stored codes of `rows`, one after the other; each row's token count)."""
         starts, ends = self.offsets[rows], self.offsets[rows + 1]

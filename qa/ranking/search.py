@@ -115,9 +115,17 @@ class Retriever:
         corpus when it is missing or made with another model (what `qa` and `qa ask` do), with
         `model`; `notify` receives the one-line messages and `progress` shows a progress bar.
         `store` is a --store URI (:mod:`qa.stores.location`): `milvus:PATH.db` or
-        `http://host:19530` search the passage vectors in Milvus (`index` then names the local half).
+        `http://host:19530` name a Milvus index, which lives wholly in the store (`index` is not used).
         """
         location = parse_store(store, index)
+        if location.kind == "milvus":  # the whole index is in the store: its manifest names the model
+            stored = PassageIndex.open(None, location)
+            try:
+                embedder = cls._embedder_for(stored.manifest, stored.path, model, backend, threads)
+            except BaseException:
+                stored.close()
+                raise
+            return cls(stored, embedder, params)
         if store is not None:
             index = location.local
         if index is None and build_missing and store is None:
@@ -129,18 +137,23 @@ class Retriever:
         generation = live_generation(path)
         if generation is None:
             PassageIndex.open(path)  # raises the one-line "no index at ..." error
-        manifest = read_manifest(generation)
+        embedder = cls._embedder_for(read_manifest(generation), path, model, backend, threads)
+        embedder.preload()  # the engine loads while the index is read
+        return cls(PassageIndex.open(path), embedder, params)
+
+    @staticmethod
+    def _embedder_for(manifest, where, model: str | None, backend: str | None, threads: int | None) -> Embedder:
+        """The engine of the model the index was built with (`model` must be that one)."""
         embedder = load_embedder(model or model_name_for(manifest.model_id), backend=backend, threads=threads)
         if embedder.spec.fingerprint != manifest.model_fingerprint:
-            raise QAError(_model_mismatch(path, manifest, embedder.spec))
-        embedder.preload()  # the engine loads while the index is read
-        return cls(PassageIndex.open(path, location if location.kind == "milvus" else None), embedder, params)
+            raise QAError(_model_mismatch(where, manifest, embedder.spec))
+        return embedder
 
     def reindexed(self, progress: bool = False) -> tuple[Retriever, BuildReport]:
         """Update the index from the sources it records (only new or changed passages are
         embedded) and return a retriever over the new generation, its BM25 index built, with
         the same engine and parameters; this retriever keeps reading the old generation."""
-        store = self.index.store.location if self.index.store is not None else None
+        store = getattr(self.index, "location", None) if self.index.store is not None else None
         if store is not None:
             self.index.close()  # Milvus Lite serves one process, one client at a time
         report = build_index(None, self.index.path, self.embedder, progress=progress, store=store)
@@ -308,8 +321,7 @@ class Retriever:
         similarities = alignments.get(row)
         if similarities is None:
             similarities, _ = self.index.tokens.similarities(qtokens, np.array([row]))
-        a, b = self.index.tokens.offsets[row], self.index.tokens.offsets[row + 1]
-        number = best_sentence(similarities, np.asarray(self.index.tokens.sentences[a:b]))
+        number = best_sentence(similarities, self.index.tokens.sentences_of(row))
         return first + min(number, count - 1) if number is not None else first
 
     def _near_duplicate(self, a: int, b: int) -> bool:
@@ -407,12 +419,15 @@ def _no_match_message(f: Filters, index: PassageIndex) -> str:
     return f"no passage matches these filters ({known})"
 
 
-def _model_mismatch(path: Path, manifest, spec) -> str:
-    """Why the index cannot be asked with this model, and the command that rebuilds it for it."""
+def _model_mismatch(path: Path | str, manifest, spec) -> str:
+    """Why the index cannot be asked with this model, and the command that rebuilds it for it
+    (`path` is a folder, or a Milvus index's --store as the user wrote it)."""
     if manifest.model_id == spec.model_id:
         what = (f"another copy of {spec.model_id} (weights {manifest.model_fingerprint}; this one's are "
                 f"{spec.fingerprint})")
     else:
         what = f"{manifest.model_id}, not {spec.model_id}"
+    if isinstance(path, str):
+        return f"the index in {path} was built with {what}; rebuild it with `qa index --full --store {path}`, or pass its --model"
     rebuild = "`qa index --full`" if is_default(path) else f"`qa index --full --index {path}`"
     return f"the index at {path} was built with {what}; rebuild it with {rebuild}, or pass its --model"

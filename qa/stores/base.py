@@ -38,11 +38,16 @@ class PassageFields:
 class Restriction:
     """Which passages a search may return: a passage must cite one of `doc_ids` (when given)
     and one of `dates` (when given); `ids` lists the allowed ids exactly (a store that cannot
-    filter by fields uses it)."""
+    filter by fields uses it).
+
+    `beyond_primary`, when given, says the reader knows every match: the rows whose first
+    source (its document and date) passes, plus these ids, whose match is another source. A store
+    then filters on its indexed scalar first-source fields instead of scanning the ARRAY ones."""
 
     doc_ids: frozenset[str] | None = None
     dates: frozenset[str] | None = None
     ids: frozenset[str] | None = field(default=None, compare=False)
+    beyond_primary: frozenset[str] | None = field(default=None, compare=False)
 
 
 class VectorStore(ABC):

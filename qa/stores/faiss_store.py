@@ -1,8 +1,10 @@
 """The FAISS vector store: vectors in memory (or memory-mapped), an exact or approximate index.
 
 Used for the local index (`--store PATH`, the default): a generation's `vectors.npy` and
-`faiss.index` are this store written to disk. Ids map to rows; a restricted search is exact
-over the allowed rows, so a narrow filter still returns its best matches.
+`faiss.index` are this store written to disk, and :class:`qa.index.reading.PassageIndex`
+searches through it (:meth:`FaissStore.of_rows`: a read-only store whose ids are the rows).
+Ids map to rows; a restricted search is exact over the allowed rows, so a narrow filter still
+returns its best matches.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ class FaissStore(VectorStore):
         self.rows = {key: row for row, key in enumerate(self.ids)}
         self._index = index
         self._fields: dict[str, PassageFields] = {}
+
+    @classmethod
+    def of_rows(cls, vectors: np.ndarray, index) -> FaissStore:
+        """A generation's vectors and FAISS index as a store whose ids are the row numbers
+        ("0", "1", ...), made without a dict of a million ids: searched by rows (`search_rows`)."""
+        store = cls(vectors=vectors, index=index)
+        store.ids = _RowIds(len(vectors))
+        store.rows = _RowIds.Lookup(len(vectors))
+        return store
 
     @property
     def index(self):
@@ -92,7 +103,45 @@ class FaissStore(VectorStore):
             scores = queries @ self.vectors[rows].T
             top = np.argsort(-scores, axis=1, kind="stable")[:, :min(k, len(rows))]
             return np.take_along_axis(scores, top, 1), rows[top]
-        k = min(k, len(self.ids))
+        k = min(k, len(self.vectors))
         if k == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         return self.index.search(queries, k)
+
+
+class _RowIds(Sequence):
+    """The ids "0" .. "n-1" of a store over a generation's rows, computed, not stored."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [str(r) for r in range(self.n)[row]]
+        if not -self.n <= row < self.n:
+            raise IndexError(row)
+        return str(row % self.n)
+
+    class Lookup(dict):
+        """id -> row for row-number ids, computed."""
+
+        def __init__(self, n: int):
+            super().__init__()
+            self.n = n
+
+        def __contains__(self, key) -> bool:
+            return isinstance(key, str) and key.isdigit() and int(key) < self.n
+
+        def __getitem__(self, key):
+            if key not in self:
+                raise KeyError(key)
+            return int(key)
+
+        def get(self, key, default=None):
+            return self[key] if key in self else default
+
+        def __len__(self) -> int:
+            return self.n

@@ -1,15 +1,13 @@
 """The Milvus vector store: a Milvus server or Milvus Lite through pymilvus's MilvusClient.
 
-One collection per index: primary key the passage's content hash, its vector, and the ids and
+One collection per index, one row per passage: primary key the row key (a hash of the model and
+the passage's whole record, so a row is never changed once written), its vector, the ids and
 dates of the documents that cite it (ARRAY fields, so document and date filters run inside
-Milvus as scalar filters). The model fingerprint, model id and dimension are collection
-properties, checked on open. pymilvus is imported here only, when a Milvus store is opened.
-
-Milvus has no transaction across inserts, so qa keeps its atomic generations this way: a build
-inserts only the hashes the collection lacks, then writes the local generation and switches
-CURRENT, and only then deletes the hashes no kept generation uses. A reader maps hits back
-through its generation's hash -> row map and skips hashes it does not know (over-fetching), so
-rows left by a killed build are invisible and the next build deletes them.
+Milvus as scalar filters), its content hash, its record (text, sources, sentence spans: JSON)
+and its compressed tokens (base64 in VARCHAR fields: Milvus Lite has no binary field and no
+Array-of-Structs, and a server's VARCHAR holds at most 65,535 bytes, so a passage's tokens
+span up to TOKEN_FIELDS of them). pymilvus is imported here only, when a Milvus store is opened.
+The generations that name rows live in a second collection (:mod:`.milvus_meta`).
 """
 
 from __future__ import annotations
@@ -32,6 +30,9 @@ MAX_SOURCES = 4096  # Milvus's largest ARRAY capacity: a passage cited by more k
 BATCH = 1000  # rows per insert call
 MAX_LIMIT = 16384  # Milvus's largest top-k
 PROPERTY_PREFIX = "qa."
+VARCHAR_MAX = 65_535  # a Milvus server's largest VARCHAR (bytes); Milvus Lite has no limit
+TOKEN_FIELDS = tuple(f"tokens_{i}" for i in range(5))  # 5 x 65,535 base64 chars: 245 KB, 630 int8 tokens
+SCHEMA_VERSION = "2"  # 2: a row per passage with its record and tokens (1: vectors only, keyed by content hash)
 
 
 _LITE_CLIENTS: dict[str, int] = {}  # open MilvusStores per Milvus Lite file in this process
@@ -62,7 +63,9 @@ class MilvusStore(VectorStore):
         pymilvus = require_scale("pymilvus", f"--store {location.shown()}")
         import logging
 
-        logging.getLogger("pymilvus").setLevel(logging.ERROR)  # its iterator's notices are not the user's
+        # its notices and its logged tracebacks are not the user's: failures reach the user as one line
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # Lite's server: an RPC it lacks (iterator)
         if location.lite:
             require_scale("milvus_lite", f"--store {location.shown()}")
         try:
@@ -88,15 +91,23 @@ class MilvusStore(VectorStore):
 
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("content_hash", DataType.VARCHAR, max_length=64)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         schema.add_field("doc_ids", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_SOURCES,
                          max_length=1024)
         schema.add_field("dates", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_SOURCES,
                          max_length=16)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=1024)  # the first source's, indexed:
+        schema.add_field("date", DataType.VARCHAR, max_length=16)  # filters without scanning the ARRAY fields
+        schema.add_field("record", DataType.VARCHAR, max_length=VARCHAR_MAX)
+        for name in TOKEN_FIELDS:
+            schema.add_field(name, DataType.VARCHAR, max_length=VARCHAR_MAX)
         index = self.client.prepare_index_params()
         if params is None:
             params = {"nlist": nlist} if index_type.startswith("IVF") else {}
         index.add_index("vector", index_type=index_type, metric_type="IP", params=params)
+        index.add_index("doc_id", index_type="INVERTED")
+        index.add_index("date", index_type="INVERTED")
         self.client.create_collection(self.collection, schema=schema, index_params=index,
                                       properties={PROPERTY_PREFIX + k: str(v) for k, v in properties.items()})
         self.client.load_collection(self.collection)
@@ -135,11 +146,34 @@ class MilvusStore(VectorStore):
     def add(self, ids: Sequence[str], vectors: np.ndarray, fields: Sequence[PassageFields] | None = None) -> int:
         fields = fields or [PassageFields()] * len(ids)
         for start in range(0, len(ids), BATCH):
-            rows = [{"pk": ids[i], "vector": np.asarray(vectors[i], np.float32),
-                     "doc_ids": list(fields[i].doc_ids[:MAX_SOURCES]), "dates": list(fields[i].dates[:MAX_SOURCES])}
+            rows = [{"pk": ids[i], "content_hash": ids[i], "vector": np.asarray(vectors[i], np.float32),
+                     "doc_ids": list(fields[i].doc_ids[:MAX_SOURCES]), "dates": list(fields[i].dates[:MAX_SOURCES]),
+                     "doc_id": fields[i].doc_ids[0] if fields[i].doc_ids else "",
+                     "date": fields[i].dates[0] if fields[i].dates else "", "record": "", **dict.fromkeys(TOKEN_FIELDS, "")}
                     for i in range(start, min(len(ids), start + BATCH))]
             self.client.upsert(self.collection, rows)
         return len(ids)
+
+    def write_rows(self, rows: Sequence[dict]) -> int:
+        """Insert whole rows (every field of the schema), BATCH at a time; the number written."""
+        rows = list(rows)
+        for start in range(0, len(rows), BATCH):
+            self.client.upsert(self.collection, rows[start:start + BATCH])
+        return len(rows)
+
+    def fetch(self, ids: Sequence[str], fields: Sequence[str], batch: int = BATCH) -> dict[str, dict]:
+        """The rows of those of `ids` the collection holds, with `fields`: one query a batch."""
+        found: dict[str, dict] = {}
+        ids = list(dict.fromkeys(ids))
+        for start in range(0, len(ids), batch):
+            chunk = ids[start:start + batch]
+            for row in self.client.query(self.collection, filter=f"pk in {_values(chunk)}",
+                                         output_fields=["pk", *fields], limit=len(chunk)):
+                found[row["pk"]] = row
+        return found
+
+    def schema_version(self) -> str | None:
+        return self.properties().get("schema")
 
     def delete(self, ids: Sequence[str]) -> int:
         ids = list(ids)
@@ -170,7 +204,7 @@ class MilvusStore(VectorStore):
         for start in range(0, len(ids), BATCH):
             chunk = ids[start:start + BATCH]
             for row in self.client.query(self.collection, filter=f"pk in {_values(chunk)}",
-                                         output_fields=["pk", "doc_ids", "dates"]):
+                                         output_fields=["pk", "doc_ids", "dates"], limit=len(chunk)):
                 known[row["pk"]] = PassageFields(tuple(row["doc_ids"] or ()), tuple(row["dates"] or ()))
         return known
 
@@ -203,6 +237,16 @@ def filter_expression(restriction: Restriction | None) -> str:
     """The Milvus boolean expression for a restriction ('' when it allows everything)."""
     if restriction is None:
         return ""
+    if restriction.beyond_primary is not None:  # the indexed first-source fields, and the few others
+        primary = []
+        if restriction.doc_ids is not None:
+            primary.append(f"doc_id in {_values(restriction.doc_ids)}")
+        if restriction.dates is not None:
+            primary.append(f"date in {_values(restriction.dates)}")
+        expression = " and ".join(primary) or "pk != \"\""
+        if restriction.beyond_primary:
+            expression = f"({expression}) or pk in {_values(restriction.beyond_primary)}"
+        return expression
     parts = []
     if restriction.doc_ids is not None:
         parts.append(f"array_contains_any(doc_ids, {_values(restriction.doc_ids)})")
