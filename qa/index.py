@@ -120,6 +120,9 @@ class IndexIdentity(BaseModel):
     query_prefix: str
     passage_prefix: str
     chunking: Chunking
+    # The ONNX engine's precision for passages (fp32 or int8); absent from older manifests: fp32.
+    # Questions of either precision search either (EVALUATION.md, "int8 engine").
+    passage_precision: str = "fp32"
 
     def incompatibility(self, other: IndexIdentity) -> str | None:
         """Why an index with this identity cannot be reused for a run described by `other`."""
@@ -129,6 +132,8 @@ class IndexIdentity(BaseModel):
             return f"built with model {self.model_id} ({self.model_fingerprint}), not {other.model_id} ({other.model_fingerprint})"
         if (self.query_prefix, self.passage_prefix) != (other.query_prefix, other.passage_prefix):
             return "built with other query/passage prefixes"
+        if self.passage_precision != other.passage_precision:
+            return f"its passages were embedded at {self.passage_precision}, this build embeds them at {other.passage_precision}"
         if self.chunking != other.chunking:
             return (f"built with other chunking parameters ({self.chunking.model_dump()} vs "
                     f"{other.chunking.model_dump()})")
@@ -850,7 +855,8 @@ def _identity_for(embedder) -> IndexIdentity:
     """What a build with `embedder` produces, before anything is embedded."""
     spec = embedder.spec
     return IndexIdentity(model_id=spec.model_id, model_fingerprint=spec.fingerprint, query_prefix=spec.query_prefix,
-                         passage_prefix=spec.passage_prefix, chunking=Chunking(max_tokens=embedder.max_tokens))
+                         passage_prefix=spec.passage_prefix, chunking=Chunking(max_tokens=embedder.max_tokens),
+                         passage_precision=embedder.passage_precision)
 
 
 def _manifest_for(identity: IndexIdentity, corpus: Corpus, vectors: Vectors, sources: list[str]) -> IndexManifest:

