@@ -26,7 +26,7 @@ COLD_QUESTION = "where did Kim meet Putin?"
 # In the order they run: indexing builds what the later sections reuse.
 SECTIONS = ("indexing", "storage", "latency", "load", "threads", "coldstart", "repl", "quality", "scaling", "stores")
 K_EVAL = 10  # MRR@10; hit@1 and hit@3 come from the same ranking
-K_PRODUCT = 100  # candidates qa.search asks FAISS for (CANDIDATES), used for scaling latency
+K_PRODUCT = 100  # candidates qa.ranking.search asks FAISS for (CANDIDATES), used for scaling latency
 DIM = 384
 
 _STARTED = time.perf_counter()

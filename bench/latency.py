@@ -45,7 +45,7 @@ def _latency_piaf(bench: Bench) -> dict:
     the index (FAISS, BM25, candidate scoring, token decoding)."""
     from qa.index import PassageIndex
     from qa.ranking import RankingParams
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     onnx = Retriever(PassageIndex.open(bench.piaf_index), bench.embedder)
     no_rerank = Retriever(onnx.index, bench.embedder, RankingParams(rerank_depth=0))
@@ -80,7 +80,7 @@ def section_load(bench: Bench) -> dict:
 
 def section_threads(bench: Bench) -> dict:
     """Query embedding alone, per engine and thread count, idle and under the competing load: the
-    figure that picks qa's default thread counts (qa.embedding.default_threads)."""
+    figure that picks qa's default thread counts (qa.engines.default_threads)."""
     runners: dict[str, Runner] = {}
     for backend in ("onnx", "torch"):
         for n in THREAD_COUNTS:

@@ -23,7 +23,7 @@ def render_markdown(data: dict) -> str:
                               "through OMP_NUM_THREADS for this process and every child, the CLI runs included); "
                               "HNSW builds still use every core."
                               if meta.get("threads") else
-                              "each system at its own default: qa onnx one thread per core, qa torch 1 (`qa.embedding.default_threads`), the torch-based "
+                              "each system at its own default: qa onnx one thread per core, qa torch 1 (`qa.engines.default_threads`), the torch-based "
                               "peers torch's default, fastembed onnxruntime's; each table states them."),
              f"- Code measured: {machine.get('git') or 'unknown'}.",
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v), ""]

@@ -20,7 +20,7 @@ def section_scaling(bench: Bench) -> dict:
     """Exact vs HNSW search as the index grows, on synthetic normalised vectors.
 
     Queries are noisy copies of stored vectors (cosine about 0.8 to their source) so each has a
-    true nearest neighbour. Latency is one query at a time with k = CANDIDATES (what qa.search
+    true nearest neighbour. Latency is one query at a time with k = CANDIDATES (what qa.ranking.search
     asks FAISS for); recall@10 compares HNSW's top 10 with the exact top 10. Random vectors in 384
     dimensions have no cluster structure, which makes them a hard case for HNSW: recall on real
     embeddings is measured too when the PIAF index was built (its passage vectors).
@@ -75,13 +75,13 @@ def compare_indexes(vectors: np.ndarray, queries: np.ndarray, *, build_hnsw: boo
     qa uses above APPROXIMATE_FROM) on the same vectors: latency, bytes/vector, recall, build."""
     import faiss
 
-    from qa.index import _faiss_params, make_faiss_index
+    from qa.index import faiss_params, make_faiss_index
 
     n = len(vectors)
     row: dict[str, Any] = {"n": n}
     log(f"scaling {label}: exact index")
     started = time.perf_counter()
-    exact = make_faiss_index(vectors, _faiss_params(0))
+    exact = make_faiss_index(vectors, faiss_params(0))
     row["exact"] = {"build_s": round(time.perf_counter() - started, 3)}
     _, truth = exact.search(queries, 10)  # batched: the ground truth, not timed
     row["exact"].update(_time_single_queries(exact, queries))
@@ -98,10 +98,10 @@ def _hnsw_row(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, label
     """qa's HNSW over `vectors`, built on every core: its latency, recall against `truth`, size, build time."""
     import faiss
 
-    from qa.index import APPROXIMATE_FROM, _faiss_params, make_faiss_index
+    from qa.index import APPROXIMATE_FROM, faiss_params, make_faiss_index
 
     n = len(vectors)
-    params = _faiss_params(max(n, APPROXIMATE_FROM))
+    params = faiss_params(max(n, APPROXIMATE_FROM))
     search_threads = faiss.omp_get_max_threads()
     build_threads = os.cpu_count() or 1
     log(f"scaling {label}: HNSW M={params['M']} efConstruction={params['efConstruction']} build, "
@@ -122,7 +122,7 @@ def _hnsw_row(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, label
 
 
 def _time_single_queries(index, queries: np.ndarray) -> dict[str, float]:
-    """One query per call, k = CANDIDATES, as qa.search issues them (after 3 warm-up calls)."""
+    """One query per call, k = CANDIDATES, as qa.ranking.search issues them (after 3 warm-up calls)."""
     k = min(K_PRODUCT, index.ntotal)
     for q in queries[:3]:
         index.search(q[None, :], k)

@@ -43,7 +43,7 @@ class Bench:
 
     def engine(self, backend: str, threads: int | None = None):
         """qa's embedder on `backend` with `threads` (default: qa's), loaded and warmed up once."""
-        from qa.embedding import load_embedder, resolve_threads
+        from qa.engines import load_embedder, resolve_threads
 
         key = (backend, resolve_threads(threads))
         if key not in self._engines:
@@ -119,7 +119,7 @@ class Bench:
         sections; a peer that cannot load is recorded in `system_errors`, not fatal."""
         if self._systems is None:
             from qa.index import PassageIndex
-            from qa.search import Retriever
+            from qa.ranking.search import Retriever
 
             systems: dict[str, Any] = {}
             for name, embedder in (("qa-onnx", self.embedder), ("qa-torch", self.torch_embedder)):

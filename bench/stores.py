@@ -169,7 +169,7 @@ def _milvus(vectors, queries, truth, path: Path, kind: str, params: dict, search
 def _ray_throughput(bench: Bench, sample: int) -> dict:
     """Passages per second embedding the same PIAF paragraphs: single process (onnx, its default
     threads), Ray with 1 worker and with 2 (1 engine thread each), in two interleaved rounds."""
-    from qa.distributed import RayEmbedder, start_ray
+    from qa.engines.distributed import RayEmbedder, start_ray
 
     texts = [json.loads(line)["text"] for line in (PIAF / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
              if line.strip()][:sample]
@@ -200,35 +200,3 @@ def _ray_throughput(bench: Bench, sample: int) -> dict:
             "systems": {name: {"seconds": round(s, 2), "passages_per_s": round(len(texts) / s, 1),
                                "speed_vs_single": round(base / s, 2)} for name, s in seconds.items()}}
 
-
-def md_stores(results: dict, section: dict, note: str) -> list[str]:
-    """BENCHMARKS.md's stores tables."""
-    from .tables import fmt
-
-    out = ["## Vector stores: FAISS exact, FAISS approximate, Milvus Lite" + note, "",
-           f"Synthetic unit vectors (dim {results['dim']}, the generator of the scaling section); {results['queries']} "
-           f"queries, each a noisy copy of a stored vector; one query per call, k={results['k']} (the candidates qa "
-           "asks a store for). Recall@10: share of the exact top 10 found. RAM: growth of this process's RSS over the "
-           "build (Milvus Lite runs inside the process), per vector; disk: the serialised FAISS index, or the "
-           "Milvus Lite folder after flush (with the doc-id and date fields qa stores), per vector. Milvus Lite is "
-           "written through qa's `MilvusStore` (upserts of 1,000 rows, flush, index built, loaded) and searched with "
-           "the first 50 queries; its filtered search (an `array_contains_any` scalar filter matching 10% of the "
-           "rows) with the first 10, and only up to 100k.", "",
-           "| vectors | system | build (s) | p50 (ms) | p95 (ms) | recall@10 | RAM B/vector | disk B/vector |",
-           "|---|---|---|---|---|---|---|---|"]
-    for row in results["synthetic"]:
-        for name, r in row["systems"].items():
-            out.append(f"| {fmt(row['n'])} | {name} | {fmt(r['build_s'], 1)} | {fmt(r['median_ms'], 2)} | "
-                       f"{fmt(r['p95_ms'], 2)} | {fmt(r.get('recall@10'), 3)} | {fmt(r['ram_bytes_per_vector'], 0)} | "
-                       f"{fmt(r['disk_bytes_per_vector'], 0)} |")
-        for skipped in row.get("skipped", []):
-            out.append(f"| {fmt(row['n'])} | not built: {skipped} | | | | | | |")
-    ray = results.get("ray")
-    if ray:
-        out += ["", f"### Ray Data embedding ({ray['passages']} PIAF paragraphs, {ray['mean_chars']} characters on "
-                    f"average; local Ray started in {ray['ray_start_s']} s, actors warmed up before timing; two "
-                    "interleaved rounds)", "",
-                "| system | seconds | passages/s | speed vs single process |", "|---|---|---|---|"]
-        out += [f"| {name} | {fmt(r['seconds'], 1)} | {fmt(r['passages_per_s'], 1)} | {r['speed_vs_single']:.2f}× |"
-                for name, r in ray["systems"].items()]
-    return out + [""]

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .indexing import INDEX_SYSTEMS
-from .stores import md_stores
 
 SYSTEM_LABELS = {"qa-onnx": "qa, onnx (default mode)", "qa-onnx-dense": "qa, onnx, --mode dense",
                  "qa-torch": "qa, torch (default mode)", "qa-lexical": "qa --mode lexical (BM25)", "qa-onnx-no-rerank": "qa, onnx, no MaxSim rerank",
@@ -144,7 +143,7 @@ def _md_threads(results: dict, section: dict) -> list[str]:
     return ["## Engine threads: query embedding alone" + _note(section), "",
             f"{results['questions']} seed questions, each engine and thread count interleaved, idle and under the same "
             f"competing load ({results['competing_processes']} busy processes). qa's default: "
-            f"{results['default_threads']} thread(s) (onnx; `qa.embedding.default_threads`).", "",
+            f"{results['default_threads']} thread(s) (onnx; `qa.engines.default_threads`).", "",
             *_idle_loaded_table(results["systems"], label), ""]
 
 
@@ -223,7 +222,7 @@ def _scaling_row(r: dict, hnsw_budget_s: float) -> str:
 
 
 def _scaling_claims(results: dict, rows: list[dict]) -> list[str]:
-    """The claims of the comment on APPROXIMATE_FROM in qa/index.py, against this run's figures."""
+    """The claims of the comment on APPROXIMATE_FROM in qa/index/manifest.py, against this run's figures."""
     from qa.index import HNSW_EF_SEARCH, HNSW_M
 
     fit = results["fit"]
@@ -231,7 +230,7 @@ def _scaling_claims(results: dict, rows: list[dict]) -> list[str]:
     hnsw_ms = ", ".join(f"{fmt(r['hnsw']['median_ms'], 2)} ms at {fmt(r['n'])}" for r in built) or "not built"
     recalls = ", ".join(f"{r['hnsw']['recall@10']:.3f} at {fmt(r['n'])}{' (real)' if r.get('what') else ''}"
                         for r in built) or "not built"
-    return ["", "### The claims behind `APPROXIMATE_FROM` (comment in `qa/index.py`) against this run", "",
+    return ["", "### The claims behind `APPROXIMATE_FROM` (comment in `qa/index/manifest.py`) against this run", "",
             "| claim | measured here |", "|---|---|",
             f"| exact search costs grow linearly with the vectors | {fit['ms_per_10k']:.2f} ms per 10k vectors, "
             f"intercept {fit['intercept_ms']:.2f} ms |",
@@ -251,7 +250,7 @@ def _scaling_crossover(results: dict) -> list[str]:
            f"(median, {results.get('embed_backend', 'onnx')} engine, same run), so one exact search becomes slower "
            f"than embedding the question at about **{fmt(fit['crossover_vectors'])} vectors**. At `APPROXIMATE_FROM` = "
            f"{fit['approximate_from']:,} an exact search would take about {fit['exact_ms_at_approximate_from']:.1f} ms.",
-           "", "qa counts *passages* against `APPROXIMATE_FROM` (`_faiss_params(len(vectors.passages))`) and searches "
+           "", "qa counts *passages* against `APPROXIMATE_FROM` (`faiss_params(len(vectors.passages))`) and searches "
            "one index per question (sentence vectors are gone: MaxSim over stored tokens replaced them)."]
     return out
 
@@ -260,7 +259,38 @@ SectionTable = Callable[[dict, dict], list[str]]
 TABLES: dict[str, SectionTable] = {"indexing": _md_indexing, "storage": _md_storage, "latency": _md_latency,
                                    "load": _md_load, "threads": _md_threads, "coldstart": _md_coldstart,
                                    "repl": _md_repl, "quality": _md_quality, "scaling": _md_scaling,
-                                   "stores": lambda results, section: md_stores(results, section, _note(section))}
+                                   "stores": lambda results, section: _md_stores(results, section, _note(section))}
+
+
+def _md_stores(results: dict, section: dict, note: str) -> list[str]:
+    """BENCHMARKS.md's stores tables."""
+    out = ["## Vector stores: FAISS exact, FAISS approximate, Milvus Lite" + note, "",
+           f"Synthetic unit vectors (dim {results['dim']}, the generator of the scaling section); {results['queries']} "
+           f"queries, each a noisy copy of a stored vector; one query per call, k={results['k']} (the candidates qa "
+           "asks a store for). Recall@10: share of the exact top 10 found. RAM: growth of this process's RSS over the "
+           "build (Milvus Lite runs inside the process), per vector; disk: the serialised FAISS index, or the "
+           "Milvus Lite folder after flush (with the doc-id and date fields qa stores), per vector. Milvus Lite is "
+           "written through qa's `MilvusStore` (upserts of 1,000 rows, flush, index built, loaded) and searched with "
+           "the first 50 queries; its filtered search (an `array_contains_any` scalar filter matching 10% of the "
+           "rows) with the first 10, and only up to 100k.", "",
+           "| vectors | system | build (s) | p50 (ms) | p95 (ms) | recall@10 | RAM B/vector | disk B/vector |",
+           "|---|---|---|---|---|---|---|---|"]
+    for row in results["synthetic"]:
+        for name, r in row["systems"].items():
+            out.append(f"| {fmt(row['n'])} | {name} | {fmt(r['build_s'], 1)} | {fmt(r['median_ms'], 2)} | "
+                       f"{fmt(r['p95_ms'], 2)} | {fmt(r.get('recall@10'), 3)} | {fmt(r['ram_bytes_per_vector'], 0)} | "
+                       f"{fmt(r['disk_bytes_per_vector'], 0)} |")
+        for skipped in row.get("skipped", []):
+            out.append(f"| {fmt(row['n'])} | not built: {skipped} | | | | | | |")
+    ray = results.get("ray")
+    if ray:
+        out += ["", f"### Ray Data embedding ({ray['passages']} PIAF paragraphs, {ray['mean_chars']} characters on "
+                    f"average; local Ray started in {ray['ray_start_s']} s, actors warmed up before timing; two "
+                    "interleaved rounds)", "",
+                "| system | seconds | passages/s | speed vs single process |", "|---|---|---|---|"]
+        out += [f"| {name} | {fmt(r['seconds'], 1)} | {fmt(r['passages_per_s'], 1)} | {r['speed_vs_single']:.2f}× |"
+                for name, r in ray["systems"].items()]
+    return out + [""]
 
 
 def _percent(value: float | None) -> str:

@@ -51,7 +51,7 @@ def worker_main(task: str, params: dict[str, Any]) -> int:
 
 def _loaded_embedder(backend: str):
     """qa's embedder on `backend`, loaded and warmed up; with its load time (s) and the RSS after (MiB)."""
-    from qa.embedding import load_embedder
+    from qa.engines import load_embedder
 
     started = time.perf_counter()
     embedder = load_embedder(backend=backend)
@@ -113,7 +113,7 @@ def _index_txtai(params: dict) -> dict:
 def _latency_alone(params: dict) -> dict:
     """qa's warm latency in a process that holds nothing else: no torch peer whose threads keep
     spinning after their own call and slow whatever runs next (as in the interleaved table)."""
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     from .common import summarize
 

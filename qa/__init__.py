@@ -13,11 +13,11 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Retriever": "search", "Hit": "search", "Answer": "search", "Filters": "search",
+    "Retriever": "ranking.search", "Hit": "ranking.search", "Answer": "ranking.search", "Filters": "ranking.search",
     "RankingParams": "ranking", "Mode": "ranking", "MODES": "ranking",
     "PassageIndex": "index", "build_index": "index", "BuildReport": "index", "IndexStats": "index",
     "describe": "index",
-    "Embedder": "embedder", "load_embedder": "embedding",
+    "Embedder": "engines", "load_embedder": "engines",
     "load_corpus": "ingest", "Passage": "records", "Source": "records", "Document": "records", "Corpus": "records",
     "resolve_model": "model", "build_default_model": "model", "ModelSpec": "model",
     "QAError": "errors", "ModelError": "errors", "IndexStoreError": "errors",

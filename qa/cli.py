@@ -179,7 +179,7 @@ def _stderr(message: str) -> None:
 def cmd_ask(args) -> int:
     from .errors import QAError
     from .ranking import check_k
-    from .search import Retriever
+    from .ranking.search import Retriever
 
     question = args.question
     if question is None and sys.stdin.isatty():
@@ -270,12 +270,12 @@ def print_answer(answer, as_json: bool, compact: bool = False) -> None:
 
 
 def cmd_index(args) -> int:
-    from .embedding import load_embedder
+    from .engines import load_embedder
     from .index import build_index
 
     embedder = load_embedder(args.model, backend=args.backend, threads=args.threads, precision=args.precision)
     if args.ray is not None:
-        from .distributed import RayEmbedder, start_ray
+        from .engines.distributed import RayEmbedder, start_ray
 
         embedder = RayEmbedder(embedder, address=args.ray or None)
         start_ray(embedder.address, embedder.workers)  # fails now, in one line, rather than after ingestion
@@ -288,7 +288,7 @@ def cmd_index(args) -> int:
 
 
 def cmd_model(args) -> int:
-    from .model_check import check_model
+    from .model.check import check_model
     from .render import to_json
 
     report = check_model(args.model, rebuild=args.rebuild, export=args.export)

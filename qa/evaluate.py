@@ -23,7 +23,7 @@ from .errors import QAError
 from .paths import cache_dir
 from .records import Corpus, Document, Passage
 from .ranking import MODES, check_k  # noqa: F401  (MODES: scripts/eval_all.py reads it here)
-from .search import Retriever
+from .ranking.search import Retriever
 
 
 def _number_as_id(value):
@@ -130,7 +130,7 @@ def open_dataset(folder: Path, model: str | None = None, progress: bool = True, 
                  threads: int | None = None, store: str | None = None, precision: str | None = None):
     """(retriever over the dataset's corpus, queries), indexing the corpus if not cached. A
     Milvus `store` (--store URI) holds the vectors; the local half is cached beside the others."""
-    from .embedding import load_embedder
+    from .engines import load_embedder
     from .index import PassageIndex, update_index
     from .stores.location import parse_store
 

@@ -1,6 +1,6 @@
 """Files on disk done safely: advisory locks, atomic folder swaps, readable modes, sha256.
 
-Shared by the model build (:mod:`qa.model`) and its ONNX export (:mod:`qa.onnx_export`), which
+Shared by the model build (:mod:`qa.model.default`) and its ONNX export (:mod:`qa.model.export`), which
 both write a complete folder beside its final place and rename it in.
 """
 

@@ -3,7 +3,7 @@
 Each record extends the one it contains instead of repeating its fields: a :class:`Source` is
 a place in a document (:class:`DocumentInfo` + paragraph and span), an :class:`Excerpt` is the
 text found there with its other places, a :class:`Passage` is an excerpt with an id, and a
-search hit (:class:`qa.search.Hit`) is an excerpt with its ranking.
+search hit (:class:`qa.ranking.search.Hit`) is an excerpt with its ranking.
 """
 
 from __future__ import annotations

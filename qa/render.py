@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from .index import IndexStats
 from .paths import no_colour
 from .records import Document
-from .search import Answer, Hit
+from .ranking.search import Answer, Hit
 
 BOLD, DIM, RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
 HIGHLIGHT = "\x1b[1;33m"

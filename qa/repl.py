@@ -7,7 +7,7 @@ thread so that Ctrl-C abandons a running search without leaving the session. Lin
 the prompt is shown (the "ready" line, for one) lands above it instead of through it.
 
 :class:`Repl` takes the pieces a test needs to replace: a zero-argument factory returning a
-:class:`~qa.search.Retriever`, a prompt_toolkit input and output, and the history file.
+:class:`~qa.ranking.search.Retriever`, a prompt_toolkit input and output, and the history file.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .fileops import sha256_file
 from .ingest import read_text
 from .ingest.chunking import is_window
 from .paths import debug, history_path, state_dir  # noqa: F401  (state_dir: its former home)
-from .search import Answer, Hit, Retriever, check_k
+from .ranking.search import Answer, Hit, Retriever, check_k
 
 WELCOME = "qa — ask a question in English or French; :help for commands, Ctrl-D to quit."
 DEFAULT_K = 5

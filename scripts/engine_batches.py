@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from qa.embedder import budget_batches, length_batches  # noqa: E402
-from qa.embedding import load_embedder  # noqa: E402
+from qa.engines.base import budget_batches, length_batches  # noqa: E402
+from qa.engines import load_embedder  # noqa: E402
 
 PIAF = REPO.parent / "shared" / "datasets" / "piaf_v1.1_fr-fr" / "corpus.jsonl"
 

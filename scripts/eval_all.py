@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from qa.evaluate import MODES, Scores, evaluate, markdown_table, open_dataset, seed_queries  # noqa: E402
 
@@ -32,16 +31,16 @@ with its MaxSim rerank is not plain dense), PIAF 77.6.
 
 def _engine() -> str:
     """The engine the run used (QA_BACKEND / auto): the figures are the same on both."""
-    from qa.embedding import load_embedder
+    from qa.engines import load_embedder
 
     return load_embedder().backend
 
 
 def seed_results(limit: int | None) -> tuple[list[dict], list[Scores]]:
     """Our own questions over the shipped corpus, in a throwaway index."""
-    from qa.embedding import load_embedder
+    from qa.engines import load_embedder
     from qa.index import PassageIndex, build_index
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     with tempfile.TemporaryDirectory() as tmp:
         embedder = load_embedder()

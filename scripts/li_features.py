@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from qa.embedding import load_embedder  # noqa: E402
+from qa.engines import load_embedder  # noqa: E402
 from qa.evaluate import load_dataset  # noqa: E402
 from qa.paths import cache_dir  # noqa: E402
 
@@ -29,9 +28,9 @@ DATASETS = REPO.parent / "shared" / "datasets"
 
 def encode(embedder, texts: list[str], prefix: str, batch_size: int = 32):
     """(vectors [n, d], tokens [T, d] fp32 normalised, owners [T], starts [T], ends [T])."""
-    from qa.onnx_engine import _length_batches
+    from qa.engines.base import length_batches
 
-    tokenizer = embedder._token_counter()
+    tokenizer = embedder.token_counter()
     model = embedder._engine()
     encodings = tokenizer.encode_batch([prefix + t for t in texts])
     cut = len(prefix.rstrip())
@@ -45,7 +44,7 @@ def encode(embedder, texts: list[str], prefix: str, batch_size: int = 32):
     lengths = np.array([len(s) for s in sequences])
     vectors = np.empty((len(texts), embedder.dimension), np.float32)
     per_text: list[np.ndarray | None] = [None] * len(texts)
-    for rows in _length_batches(lengths, batch_size):
+    for rows in length_batches(lengths, batch_size):
         ids, mask = embedder._pad([sequences[i] for i in rows], int(lengths[rows].max()))
         states = model.token_states(ids, mask)
         vectors[rows] = embedder._pool(states, mask)
@@ -59,7 +58,7 @@ def encode(embedder, texts: list[str], prefix: str, batch_size: int = 32):
 
 def dataset_texts(name: str):
     if name == "seed":
-        from qa.corpus import load_corpus
+        from qa.ingest import load_corpus
 
         embedder = load_embedder()
         corpus = load_corpus([str(REPO / "corpus")], count_tokens=lambda t: embedder.count_tokens(

@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from qa.evaluate import dataset_index_dir, load_dataset, seed_queries  # noqa: E402
-from qa.lexical import LexicalIndex, guess_language  # noqa: E402
+from qa.ranking.lexical import LexicalIndex, guess_language  # noqa: E402
 from qa.paths import cache_dir  # noqa: E402
 
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -130,7 +129,6 @@ def load(name: str, codecs: list[str]) -> Features:
     qoffsets = np.searchsorted(data["qo"], np.arange(len(qv) + 1))
     ids = data["ids"]
     if name == "seed":
-        sys.path.insert(0, str(REPO / "scripts"))
         from li_features import dataset_texts
         passages, _ = dataset_texts("seed")
 
@@ -187,7 +185,7 @@ def load(name: str, codecs: list[str]) -> Features:
 
 def _today_sentences(name: str, n: int):
     """Today's sentence vectors and per-passage sentence row offsets, from scripts/eval_all.py's cache."""
-    from qa.embedding import load_embedder
+    from qa.engines import load_embedder
     from qa.index import live_generation
 
     path = dataset_index_dir(DATASETS / name, load_embedder().spec.fingerprint)

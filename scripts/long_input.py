@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from qa.embedding import load_embedder  # noqa: E402
-from qa.index import _token_counter  # noqa: E402
+from qa.engines import load_embedder  # noqa: E402
+from qa.index import token_counter  # noqa: E402
 from qa.ingest import load_corpus  # noqa: E402
 
 
@@ -49,7 +48,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=float, nargs="+", default=[0.5, 1, 2, 5], help="megabytes")
     args = parser.parse_args()
     embedder = load_embedder()
-    count = _token_counter(embedder)
+    count = token_counter(embedder)
     count("warm up the tokenizer")
     print("| shape | MB | lines | passages | seconds | s/MB |\n|---|---|---|---|---|---|")
     for shape in ("paragraph", "lines"):

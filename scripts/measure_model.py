@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 LOAD_PROBE = """
 import time, sys
 t = time.perf_counter()
-from qa.embedding import load_embedder
+from qa.engines import load_embedder
 e = load_embedder(sys.argv[1]); e.load()
 print(time.perf_counter() - t)
 """
@@ -44,7 +43,7 @@ def main() -> int:
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         loads = [float(subprocess.run([sys.executable, "-c", LOAD_PROBE, str(folder)], capture_output=True,
                                       text=True, check=True, cwd=REPO).stdout) for _ in range(3)]
-        from qa.embedding import load_embedder
+        from qa.engines import load_embedder
 
         embedder = load_embedder(str(folder))
         embedder.embed_queries(["warm up"])

@@ -34,7 +34,7 @@ from paired import describe, paired_interval, per_question_ndcg  # noqa: E402
 
 
 def embedders(threads: int | None):
-    from qa.embedding import load_embedder
+    from qa.engines import load_embedder
 
     return {p: load_embedder(backend="onnx", threads=threads, precision=p) for p in ("fp32", "int8")}
 
@@ -59,7 +59,7 @@ def main() -> int:
     args = parser.parse_args()
     from qa.evaluate import load_dataset, seed_queries
     from qa.index import PassageIndex
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     engines = embedders(args.threads)
     for e in engines.values():

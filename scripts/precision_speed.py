@@ -37,10 +37,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    from qa.embedding import load_embedder
+    from qa.engines import load_embedder
     from qa.evaluate import load_dataset
     from qa.index import PassageIndex, update_index
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     engines = {p: load_embedder(backend="onnx", threads=args.threads, precision=p) for p in ("fp32", "int8")}
     corpus, _ = load_dataset(DATASETS / "piaf_v1.1_fr-fr")

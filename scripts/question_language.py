@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from qa.evaluate import open_dataset  # noqa: E402
-from qa.lexical import guess_language  # noqa: E402
+from qa.ranking.lexical import guess_language  # noqa: E402
 from qa.ranking import RankingParams  # noqa: E402
-from qa.search import Retriever  # noqa: E402
+from qa.ranking.search import Retriever  # noqa: E402
 
 DATASETS = REPO.parent / "shared" / "datasets"
 LANGUAGES = {"fr": "french", "en": "english", "de": "german", "es": "spanish"}

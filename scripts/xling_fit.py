@@ -78,11 +78,11 @@ NAME = re.compile(r"\b(?:[A-Z][\w'’-]*|\w*\d\w*)")
 
 
 def make_retriever(index, embedder, variant: Variant):
-    from qa.lexical import guess_language
+    from qa.ranking.lexical import guess_language
     from qa.text import words
-    from qa.ranking import DEFAULT_RANKING
-    from qa.search import Retriever
-    from qa.token_store import maxsim
+    from qa.ranking.params import DEFAULT_RANKING
+    from qa.ranking.search import Retriever
+    from qa.index.tokens import maxsim
 
     class Experimental(Retriever):
         def _other(self, question: str) -> bool:
@@ -186,7 +186,7 @@ def main() -> int:
     parser.add_argument("--sets", nargs="*")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    from qa.embedding import load_embedder
+    from qa.engines import load_embedder
 
     embedder = CachedQueries(load_embedder(backend="onnx", precision="fp32"))
     pool = {v.name: v for v in candidates()}

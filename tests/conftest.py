@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items) -> None:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from qa.embedding import load_embedder
+    from qa.engines import load_embedder
 
     e = load_embedder()
     e.embed_queries(["warm up"])  # load once, here, not inside the first test that uses it
@@ -46,7 +46,7 @@ def index_of_corpus(tmp_path_factory, name: str, embedder) -> Path:
 
 def open_retriever(path: Path, embedder):
     from qa.index import PassageIndex
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     return Retriever(PassageIndex.open(path), embedder)
 

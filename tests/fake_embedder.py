@@ -2,7 +2,7 @@
 
 It is a deterministic function of the text (the same text, the same vector, in every process),
 and texts that share words get close vectors, which is all ranking, filtering and collapsing
-need. It sits behind the real interface (:class:`qa.embedder.Embedder`), so the index and the
+need. It sits behind the real interface (:class:`qa.engines.base.Embedder`), so the index and the
 search run unchanged on it. It lives in tests/, not in the wheel.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.embedder import Embedder, TokenSequence
-from qa.spec import ModelSpec
+from qa.engines.base import Embedder, TokenSequence
+from qa.model.spec import ModelSpec
 
 FAKE_SPEC = ModelSpec(location="fake", model_id="fake (hashed character 3-grams)", fingerprint="fake-3grams-v1",
                       query_prefix="query: ", passage_prefix="passage: ", is_local=False)

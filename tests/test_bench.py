@@ -1,4 +1,4 @@
-"""Smoke tests of the `bench` package: its command line (and the scripts/bench.py shim), its layout
+"""Smoke tests of the `bench` package: its command line, its layout
 (every section runs and renders, the package stays out of the qa wheel, --only keeps the other
 sections), its scoring rule, its timing helpers, a tiny scaling run and every section's rendering
 from synthetic results.
@@ -44,10 +44,7 @@ def test_unknown_section_and_worker_are_refused():
         assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
 
-def test_old_script_and_repl_clock_still_run():
-    shim = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--help"], capture_output=True,
-                          text=True, cwd="/")
-    assert shim.returncode == 0 and "--only" in shim.stdout
+def test_repl_clock_runs():
     repl = _run("--help", module="bench.repl")
     assert repl.returncode == 0 and "--runs" in repl.stdout
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from qa.distributed import start_ray
+    from qa.engines.distributed import start_ray
 
     started = not ray.is_initialized()
     yield start_ray(None, num_cpus=2)
@@ -24,7 +24,7 @@ def local_ray():
 
 
 def test_a_ray_build_equals_the_plain_build(local_ray, tmp_path, embedder, corpus_index):
-    from qa.distributed import RayEmbedder
+    from qa.engines.distributed import RayEmbedder
     from qa.index import PassageIndex, build_index
 
     distributed = RayEmbedder(embedder, workers=2)
@@ -45,9 +45,9 @@ def test_a_ray_build_equals_the_plain_build(local_ray, tmp_path, embedder, corpu
 
 
 def test_a_ray_build_into_milvus_lite(local_ray, tmp_path, embedder):
-    from qa.distributed import RayEmbedder
+    from qa.engines.distributed import RayEmbedder
     from qa.index import build_index
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     store = f"milvus:{tmp_path / 'ray.db'}"
     report = build_index([CORPUS], None, RayEmbedder(embedder, workers=2), store=store)

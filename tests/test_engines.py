@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.embedding import load_embedder
+from qa.engines import load_embedder
 from qa.errors import ModelError, QAError
 from qa.model import default_model_dir, resolve_model
-from qa.onnx_export import EXPORT_FOLDER, MANIFEST_FILE, MIN_COSINE, export_problem
+from qa.model.export import EXPORT_FOLDER, MANIFEST_FILE, MIN_COSINE, export_problem
 
 from .conftest import CORPUS, DATA
 from .test_model import QUESTIONS, paragraphs, qa_cli
@@ -83,7 +83,7 @@ def test_fast_question_tokenizer_equals_tokenizers():
     passages, and on the awkward cases (added tokens in the text, control characters, emoji)."""
     from tokenizers import Tokenizer
 
-    from qa.unigram import VOCAB_FILE, FastUnigram
+    from qa.engines.unigram import VOCAB_FILE, FastUnigram
 
     folder = default_model_dir()
     fast = FastUnigram(folder / EXPORT_FOLDER / VOCAB_FILE, 512)
@@ -103,7 +103,7 @@ def test_fast_question_tokenizer_equals_tokenizers():
 
 def test_an_index_built_by_torch_is_served_by_onnx(tmp_path, torch_embedder, onnx_embedder):
     from qa.index import PassageIndex, build_index
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     build_index([CORPUS], tmp_path / "idx", torch_embedder)
     by_torch = Retriever(PassageIndex.open(tmp_path / "idx"), torch_embedder)
@@ -129,7 +129,7 @@ PATHS = {
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from qa.repl import Repl
-from qa.search import Retriever
+from qa.ranking.search import Retriever
 def factory():
     retriever = Retriever.open(INDEX, build_missing=True)
     retriever.warm_up()

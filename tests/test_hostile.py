@@ -23,8 +23,9 @@ import pytest
 
 from qa.ingest import load_corpus, read_text
 from qa.errors import IndexStoreError
-from qa.index import PassageIndex, _build_lock, _token_counter, build_index, live_generation
-from qa.search import Retriever
+from qa.index import PassageIndex, build_index, live_generation, token_counter
+from qa.index.writing import build_lock
+from qa.ranking.search import Retriever
 
 from .conftest import CORPUS, REPO
 
@@ -232,7 +233,7 @@ def test_damaged_arrays_are_refused_then_repaired(corpus_index, tmp_path, embedd
     else:
         assert report.full and "damaged" in report.reason and report.embedded == report.passages
     index = PassageIndex.open(index_dir)
-    assert np.isfinite(index.vectors).all() and np.isfinite(index.tokens.codebook.decode(np.asarray(index.tokens.codes))).all()
+    assert np.isfinite(index.vectors).all() and np.isfinite(index.tokens.codec.decode(np.asarray(index.tokens.codes))).all()
     assert "Vladivostok" in answers(index_dir, embedder)
 
 
@@ -271,9 +272,9 @@ def test_lock_in_an_immutable_folder(small_index, small_corpus, tmp_path, embedd
 def test_lock_that_is_a_folder_still_locks(small_index, small_corpus, tmp_path, embedder):
     index_dir = copy_of(small_index, tmp_path)
     (index_dir / ".lock").mkdir()
-    with _build_lock(index_dir):
+    with build_lock(index_dir):
         with pytest.raises(IndexStoreError, match="another `qa index` is building"):
-            with _build_lock(index_dir):
+            with build_lock(index_dir):
                 pass
     for _ in range(2):  # updated, and updated again: the folder is no obstacle
         proc = qa("index", "-q", "--index", str(index_dir))
@@ -408,7 +409,7 @@ def _cut_word(tmp_path: Path, size: int, count) -> tuple[list, int]:
 
 def test_long_word_is_cut_in_linear_time_with_the_real_tokenizer(tmp_path, embedder):
     """The tokenized text is a fixed multiple of the word, not a multiple of its square."""
-    count = _token_counter(embedder)
+    count = token_counter(embedder)
     passages, work = _cut_word(tmp_path, 1_000_000, count)
     assert all(count(p.text) <= 500 for p in passages)
     assert work < 16 * 1_000_000

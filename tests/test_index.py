@@ -17,7 +17,7 @@ import pytest
 
 from qa.errors import IndexStoreError, QAError
 from qa.index import PassageIndex, build_index, live_generation
-from qa.search import Retriever
+from qa.ranking.search import Retriever
 
 from .conftest import CORPUS, REPO
 
@@ -35,8 +35,8 @@ def test_default_corpus_index(corpus_index):
     assert len(index) == index.vectors.shape[0] == index.faiss_passages.ntotal > 40
     tokens = index.tokens  # one forward pass per passage: its content tokens, stored
     assert len(tokens.offsets) == len(index) + 1 and (np.diff(tokens.offsets) > 0).all()
-    assert index.manifest.tokens == tokens.codebook.codec and tokens.codebook.codec.kind == "int8"
-    decoded = tokens.codebook.decode(np.asarray(tokens.codes))
+    assert index.manifest.tokens == tokens.codec.record and tokens.codec.record.kind == "int8"
+    decoded = tokens.codec.decode(np.asarray(tokens.codes))
     assert np.allclose(np.linalg.norm(decoded, axis=1), 1, atol=1e-2)
     assert len(index.sentence_spans) >= len(index)
     assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1, atol=1e-4)

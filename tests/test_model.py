@@ -86,7 +86,7 @@ def test_decomposed_accents_embed_like_composed(embedder):
 
 
 def test_loading_opens_no_network_connection(monkeypatch):
-    from qa.embedding import load_embedder
+    from qa.engines import load_embedder
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args!r}")
@@ -114,7 +114,7 @@ def test_truncated_or_corrupt_weights_give_model_error(tmp_path):
 
 
 def test_damaged_model_folder_gives_model_error(tmp_path):
-    from qa.embedding import load_embedder
+    from qa.engines import load_embedder
 
     folder = tmp_path / "broken"
     folder.mkdir()
@@ -160,9 +160,9 @@ def test_model_json_names_the_folder():
 
 
 def test_prefixes_follow_the_model():
-    from qa.model import _prefixes_for
+    from qa.model import prefixes_for
 
     spec = resolve_model()
     assert (spec.query_prefix, spec.passage_prefix) == ("query: ", "passage: ")
-    assert _prefixes_for(None, "intfloat/multilingual-e5-base") == ("query: ", "passage: ")
-    assert _prefixes_for(None, "sentence-transformers/LaBSE") == ("", "")
+    assert prefixes_for(None, "intfloat/multilingual-e5-base") == ("query: ", "passage: ")
+    assert prefixes_for(None, "sentence-transformers/LaBSE") == ("", "")

@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pytest
 
-from qa.embedding import AUTO_PRECISION, load_embedder
+from qa.engines import AUTO_PRECISION, load_embedder
 from qa.errors import QAError
 from qa.fileops import sha256_file
 from qa.model import resolve_model
-from qa.onnx_export import INT8_MIN_COSINE, int8_path, int8_problem, read_export_manifest, verify_export
+from qa.model.export import INT8_MIN_COSINE, int8_path, int8_problem, read_export_manifest, verify_export
 
 from .conftest import CORPUS, DATA, open_retriever
 from .test_model import qa_cli

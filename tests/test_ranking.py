@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from qa.errors import QAError
-from qa.index import (ExactFaiss, HnswFaiss, IndexManifest, PassageIndex, Vectors, _faiss_params, describe,
+from qa.index import (ExactFaiss, HnswFaiss, IndexManifest, PassageIndex, Vectors, faiss_params, describe,
                       make_faiss_index, read_manifest)
 from qa.records import Document, Passage, Source
-from qa.search import DEFAULT_RANKING, MODES, Filters, Mode, RankingParams, Retriever, _date_in
-from qa.token_store import CONTEXT_SENTENCE, Codebook, TokenStore, best_sentence, maxsim
+from qa.ranking.search import DEFAULT_RANKING, MODES, Filters, Mode, RankingParams, Retriever, _date_in
+from qa.index.tokens import CONTEXT_SENTENCE, Int8Codec, TokenStore, best_sentence, maxsim
 
 from .conftest import CORPUS
 from .fake_embedder import FakeEmbedder, ngram_vector
@@ -170,10 +170,10 @@ def tiny_index(vectors: list[list[float]], tmp_path: Path) -> PassageIndex:
                 for i in range(len(p))]
     spans = np.asarray([[i, 0, 7] for i in range(len(p))], np.int32)
     manifest = IndexManifest(model_id="fake", model_fingerprint="f", query_prefix="", passage_prefix="",
-                             chunking={"max_tokens": 510}, dimension=p.shape[1], faiss=_faiss_params(len(p)),
+                             chunking={"max_tokens": 510}, dimension=p.shape[1], faiss=faiss_params(len(p)),
                              passages=len(p), documents=len(p), corpus_fingerprint="c", sources=[], built_at=0)
     documents = [Document(doc_id=x.doc_id, path=x.doc_id, sha256="0", n_passages=1) for x in passages]
-    tokens = TokenStore(Codebook(p.shape[1]), Codebook(p.shape[1]).encode(p), np.arange(len(p) + 1),
+    tokens = TokenStore(Int8Codec(p.shape[1]), Int8Codec(p.shape[1]).encode(p), np.arange(len(p) + 1),
                         np.zeros(len(p), np.uint16))
     return PassageIndex(tmp_path, tmp_path / "g000001", manifest, passages, documents, Vectors(p, spans, tokens),
                         make_faiss_index(p, manifest.faiss))
@@ -254,11 +254,11 @@ def test_fake_embedder_is_deterministic_and_normalised():
 
 
 def test_open_builds_the_missing_default_index(tmp_path, monkeypatch, fake_embedder):
-    import qa.search
+    import qa.ranking.search
 
     monkeypatch.setenv("QA_INDEX", str(tmp_path / "embeddings"))
     monkeypatch.setenv("QA_CORPUS", str(CORPUS))
-    monkeypatch.setattr(qa.search, "load_embedder", lambda *a, **k: fake_embedder)
+    monkeypatch.setattr(qa.ranking.search, "load_embedder", lambda *a, **k: fake_embedder)
     messages: list[str] = []
     with pytest.raises(QAError, match="no index at"):
         Retriever.open()  # without build_missing, the library never builds behind the caller's back
@@ -289,18 +289,18 @@ def test_int8_tokens_score_as_their_decoded_form_to_the_rounding():
     rng = np.random.default_rng(3)
     tokens = rng.normal(size=(500, 384)).astype(np.float32)
     tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
-    codebook = Codebook(384)
-    assert codebook.codec.kind == "int8" and codebook.codec.bytes_per_token == 388
-    codes = codebook.encode(tokens)
+    codec = Int8Codec(384)
+    assert codec.record.kind == "int8" and codec.record.bytes_per_token == 388
+    codes = codec.encode(tokens)
     assert codes.dtype == np.uint8 and codes.shape == (500, 388)
     question = tokens[-3:]
-    direct = codebook.similarities(question, codes)
-    assert np.allclose(direct, question @ codebook.decode(codes).T, atol=1e-5)
+    direct = codec.similarities(question, codes)
+    assert np.allclose(direct, question @ codec.decode(codes).T, atol=1e-5)
     assert np.abs(direct - question @ tokens.T).max() < 0.01  # int8 rounding only
 
 
 def test_budget_batches_cover_every_row_longest_first_within_the_budget():
-    from qa.embedder import budget_batches
+    from qa.engines.base import budget_batches
 
     lengths = np.array([5, 512, 40, 40, 300, 7, 120, 1, 2048])
     batches = list(budget_batches(lengths, 1024, 4))

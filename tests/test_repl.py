@@ -179,7 +179,7 @@ def test_stats(session, retriever, corpus_index):
 
 def test_reindex_of_an_unchanged_corpus_embeds_nothing(retriever, corpus_index, tmp_path):
     from qa.index import PassageIndex
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     copy = tmp_path / "index"
     shutil.copytree(corpus_index, copy)
@@ -302,7 +302,7 @@ def test_a_question_waits_for_the_loading_and_ctrl_c_stops_waiting(retriever, tm
 
 
 def test_a_load_failure_is_reported_and_the_session_goes_on(tmp_path):
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     missing = tmp_path / "nowhere"
     code, out = drive(lambda: Retriever.open(missing), f"{QUESTION}\n:help\n:quit\n", tmp_path / "history")

@@ -104,7 +104,7 @@ def milvus_index(tmp_path_factory, embedder):
 
 
 def test_milvus_lite_answers_as_faiss_exact_on_every_seed_question(milvus_index, retriever, embedder):
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     assert retriever.index.manifest.faiss.exact
     served = Retriever.open(store=milvus_index)
@@ -130,7 +130,7 @@ def test_milvus_lite_answers_as_faiss_exact_on_every_seed_question(milvus_index,
 def test_a_filter_is_pushed_down_to_milvus(milvus_index):
     """The restriction reaches Milvus as a scalar filter: Milvus's own top 3 are all in 003_."""
     from qa.index import PassageIndex
-    from qa.search import Filters, Retriever
+    from qa.ranking.search import Filters, Retriever
 
     location = parse_store(milvus_index)
     index = PassageIndex.open(location.local, location)
@@ -166,7 +166,7 @@ def test_milvus_updates_incrementally_like_faiss(tmp_path, embedder):
     # written: the new passage, and those that lost a source with the deleted file (new fields)
     assert 1 <= updated.stored < 10
     assert (updated.passages, updated.documents) == (faiss.passages, faiss.documents)
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     served, local = Retriever.open(store=store), Retriever.open(tmp_path / "faiss")
     try:
@@ -198,7 +198,7 @@ print("DONE", flush=True)
 
 def test_a_build_killed_mid_insert_leaves_the_previous_generation(tmp_path, fake_embedder):
     from qa.index import PassageIndex, build_index, live_generation
-    from qa.search import Retriever
+    from qa.ranking.search import Retriever
 
     store = f"milvus:{tmp_path / 'kill.db'}"
     build_index([CORPUS], None, fake_embedder, store=store)

@@ -88,3 +88,62 @@ def test_every_module_says_its_concern():
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
         assert doc and doc.strip(), f"{name} has no module docstring"
         assert len(doc.splitlines()[0]) <= 100, f"{name}: the first docstring line is its concern, in one line"
+
+
+# The layers, bottom up. A module of a layer may import its own layer and those listed for it,
+# and the foundation modules everyone shares (errors, paths, text, fileops, records).
+FOUNDATION = {"qa.errors", "qa.paths", "qa.text", "qa.fileops", "qa.records"}
+LAYERS = {
+    "qa.ingest": set(),  # files into passages: no model, no engine, no index
+    "qa.model": {"qa.engines"},  # the export's parity check runs both engines
+    "qa.engines": {"qa.model", "qa.stores.location"},  # text into vectors; Ray needs the scale-extra check
+    "qa.stores": set(),  # vector stores: ids and vectors, nothing of the model or the ranking
+    "qa.index": {"qa.ingest", "qa.engines", "qa.model", "qa.stores"},
+    "qa.ranking": {"qa.ingest", "qa.engines", "qa.model", "qa.stores", "qa.index"},
+}
+# The edges: only the command line, the REPL and the public API's lazy names reach them.
+EDGES = {"qa.cli": {"qa.__main__"}, "qa.repl": {"qa.cli"}, "qa.render": {"qa.cli", "qa.repl"},
+         "qa.evaluate": {"qa.cli"}}
+
+
+def layer_of(module: str) -> str | None:
+    return next((layer for layer in LAYERS if module == layer or module.startswith(layer + ".")), None)
+
+
+def layering_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a layer's module that its layer does not allow."""
+    wrong = []
+    for name, targets in graph.items():
+        layer = layer_of(name)
+        if layer is None:
+            continue
+        for target in sorted(targets - FOUNDATION):
+            home = layer_of(target)
+            if home != layer and target not in LAYERS[layer] and home not in LAYERS[layer]:
+                wrong.append(f"{name} imports {target}")
+    return wrong
+
+
+def test_layers_import_only_what_is_below_them():
+    wrong = layering_violations(import_graph())
+    assert not wrong, "layering broken: " + "; ".join(wrong)
+
+
+def test_the_library_never_imports_its_interfaces():
+    graph = import_graph()
+    for edge, importers in EDGES.items():
+        found = {name for name, targets in graph.items() if edge in targets}
+        assert found <= importers, f"{edge} is imported by {sorted(found - importers)}"
+
+
+def test_the_layering_test_sees_a_wrong_import():
+    graph = {"qa.engines.onnx_engine": {"qa.index.tokens", "qa.errors", "qa.engines.base"},
+             "qa.ingest.files": {"qa.engines"}, "qa.index.reading": {"qa.stores.base"}, "qa.cli": {"qa.index"}}
+    assert layering_violations(graph) == ["qa.engines.onnx_engine imports qa.index.tokens",
+                                          "qa.ingest.files imports qa.engines"]
+
+
+def test_top_level_holds_only_the_interfaces_and_the_foundation():
+    top = {p.stem for p in PACKAGE.glob("*.py")}
+    assert top == {"__init__", "__main__", "cli", "repl", "render", "evaluate", "embedding",
+                   *(name.removeprefix("qa.") for name in FOUNDATION)}

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedder import BATCH_SIZE, Embedder, TokenSequence, budget_batches, length_batches, progress_bar
-from .errors import ModelError
-from .model_folder import EXPORT_FOLDER, INT8_FILE, MODEL_FILE, FolderLayout, read_layout
+from .base import BATCH_SIZE, Embedder, TokenSequence, budget_batches, length_batches, progress_bar
+from ..errors import ModelError
+from ..model.folder import EXPORT_FOLDER, INT8_FILE, MODEL_FILE, FolderLayout, read_layout
 from .unigram import VOCAB_FILE, FastUnigram
 
 # Texts up to this many characters in all (a question, a batch of questions) are tokenized by
@@ -164,7 +164,7 @@ class OnnxEmbedder(Embedder):
         sequences = [TokenSequence(ids, [], []) for ids in self._token_ids([prefix + t for t in texts])]
         bar = progress_bar(len(texts), progress)
         try:
-            return self._forward(sequences, batch_size, bar, keep_tokens=False)[0]  # passages (embed_queries: below)
+            return self._forward(sequences, batch_size, bar, keep_tokens=False)[0]  # passages: see embed_queries
         finally:
             bar.close()
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedder import Embedder, TokenSequence, length_batches
-from .errors import ModelError
-from .model_folder import max_sequence_length
+from .base import Embedder, TokenSequence, length_batches
+from ..errors import ModelError
+from ..model.folder import max_sequence_length
 
 
 def quiet_libraries() -> None:

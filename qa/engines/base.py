@@ -2,9 +2,9 @@
 
 :class:`Embedder` is the model's identity (`spec`), its token budget (`max_tokens`,
 `count_tokens`), `embed_queries` / `embed_passages` (the model's query and passage prefixes
-applied here, once for every engine) and `dimension`. Engines (:mod:`qa.onnx_engine`,
-:mod:`qa.torch_engine`, a test's fake) subclass it and provide `_encode` and the model's limits;
-:func:`qa.embedding.load_embedder` chooses one. Its own module so that engines import the
+applied here, once for every engine) and `dimension`. Engines (:mod:`qa.engines.onnx_engine`,
+:mod:`qa.engines.torch_engine`, a test's fake) subclass it and provide `_encode` and the model's limits;
+:func:`qa.engines.load_embedder` chooses one. Its own module so that engines import the
 interface without importing the factory that imports them.
 """
 
@@ -19,9 +19,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from .errors import ModelError
-from .spec import ModelSpec
-from .text import valid_text
+from ..errors import ModelError
+from ..model.spec import ModelSpec
+from ..text import valid_text
 
 BATCH_SIZE = 32
 

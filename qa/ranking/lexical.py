@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .text import fold, words
+from ..text import fold, words
 
 K1, B = 0.9, 0.4  # the datasets' reference BM25 settings; also the usual choice for short passages
 

@@ -11,11 +11,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from .embedding import choose_backend
-from .errors import QAError
-from .model import DEFAULT_MODEL, MANIFEST_NAME, build_default_model, default_model_dir, resolve_model, verify_model
-from .model_folder import EXPORT_FOLDER
-from .onnx_export import export_problem, read_export_manifest, verify_export, write_export
+from ..engines import choose_backend
+from ..errors import QAError
+from .default import DEFAULT_MODEL, build_default_model, default_model_dir, verify_model
+from .resolve import resolve_model
+from .spec import MANIFEST_NAME
+from .folder import EXPORT_FOLDER
+from .export import export_problem, read_export_manifest, verify_export, write_export
 
 
 class ExportInfo(BaseModel):

@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 
-# Where the ONNX export lives inside a model folder (written by qa.onnx_export, run by qa.onnx_engine).
+# Where the ONNX export lives inside a model folder (written by qa.model.export, run by qa.engines.onnx_engine).
 EXPORT_FOLDER = "onnx"
 MODEL_FILE = "model.onnx"
 DATA_FILE = "model.onnx_data"

