@@ -195,7 +195,7 @@ def main() -> int:
     else:
         variants = [Variant()] + [pool[n] if n in pool else eval(n, {"Variant": Variant}) for n in args.variant or []]
         sets = args.sets or HELD_OUT + FIT
-    table = {}
+    table, pooled = {}, {v.name: ([], []) for v in variants[1:]}
     for name in sets:
         started = time.time()
         index, questions, gold, _ = open_set(name, embedder)
@@ -206,7 +206,14 @@ def main() -> int:
             table[name][variant.name] = [round(x, 3) for x in paired_interval(scores, base)] + [
                 int((scores > base + 1e-9).sum()), int((scores < base - 1e-9).sum())]
             print(f"{name:16} {variant.name:32} {scores.mean():6.2f} {describe(scores, base)}", flush=True)
+            if name in FIT:
+                pooled[variant.name][0].append(scores)
+                pooled[variant.name][1].append(base)
         print(f"{name}: today {base.mean():.2f} ({time.time() - started:.0f} s)", flush=True)
+    print("\nthe fit sets' questions pooled (mean difference per question, 95 % interval):")
+    for name, (after, before) in pooled.items():
+        if after:
+            print(f"  {name:32} {describe(np.concatenate(after), np.concatenate(before))}")
     if args.stage == "fit":
         print("\nsum over the fit sets (mean difference):")
         totals = sorted(((sum(table[s][v.name][0] for s in sets), v.name) for v in variants[1:]), reverse=True)

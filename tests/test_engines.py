@@ -123,6 +123,7 @@ print(json.dumps({{"heavy": heavy, "onnxruntime": "onnxruntime" in sys.modules}}
 
 PATHS = {
     "qa ask": "from qa.cli import main\nmain(['ask', '--index', INDEX, '-k', '2', 'where did Kim meet Putin?'])",
+    "qa ask int8": "from qa.cli import main\nmain(['ask', '--precision', 'int8', '--index', INDEX, 'where did Kim meet Putin?'])",
     "qa stats": "from qa.cli import main\nmain(['stats', '--index', INDEX])",
     "Retriever": "from qa import Retriever\nassert Retriever.open(INDEX).search('où Kim a-t-il rencontré Poutine ?')",
     "REPL": """

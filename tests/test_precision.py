@@ -37,7 +37,7 @@ def test_the_int8_export_sits_beside_the_fp32_one_with_its_own_manifest_entry():
     assert entry["sha256"] == sha256_file(path) and entry["bytes"] == path.stat().st_size
     assert entry["source_sha256"] == manifest["files"]["model.onnx_data"]["sha256"]  # made from this fp32 export
     assert entry["parity"]["min_cosine_vs_fp32"] >= INT8_MIN_COSINE
-    assert path.stat().st_size < 0.3 * (path.parent / "model.onnx_data").stat().st_size  # int8 weights
+    assert path.stat().st_size < 0.4 * (path.parent / "model.onnx_data").stat().st_size  # int8 weights, mostly
     assert verify_export(spec) == []
 
 
@@ -100,6 +100,9 @@ def test_an_index_remembers_its_passage_precision_and_a_change_rebuilds_it(tmp_p
     assert changed.full and "embedded at int8, this build embeds them at fp32" in changed.reason
     assert changed.embedded == changed.passages
     assert read_manifest(live_generation(tmp_path / "idx")).passage_precision == "fp32"
+    from qa.index import describe
+
+    assert describe(tmp_path / "idx").passage_precision == "fp32"  # what `qa stats` shows
     # Questions of either precision search either index.
     hits = open_retriever(tmp_path / "idx", engines["int8"]).search("where did Kim meet Putin?", k=1)
     assert hits and np.isfinite(hits[0].score)
