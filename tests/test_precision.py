@@ -14,7 +14,7 @@ from qa.engines import AUTO_PRECISION, load_embedder
 from qa.errors import QAError
 from qa.fileops import sha256_file
 from qa.model import resolve_model
-from qa.model.export import INT8_MIN_COSINE, int8_path, int8_problem, read_export_manifest, verify_export
+from qa.model.export import INT8_DATA_FILE, INT8_MIN_COSINE, int8_path, int8_problem, read_export_manifest, verify_export
 
 from .conftest import CORPUS, DATA, open_retriever
 from .test_model import qa_cli
@@ -33,11 +33,15 @@ def test_the_int8_export_sits_beside_the_fp32_one_with_its_own_manifest_entry():
     manifest = read_export_manifest(spec)
     entry = manifest["variants"]["int8"]
     path = int8_path(spec)
-    assert path.parent.name == "onnx" and path.name == "model_int8.onnx" and entry["file"] == path.name
-    assert entry["sha256"] == sha256_file(path) and entry["bytes"] == path.stat().st_size
+    assert path.parent.name == "onnx" and path.name == "model_int8.onnx"
+    assert sorted(entry["files"]) == [INT8_DATA_FILE, path.name]
+    for name, facts in entry["files"].items():
+        assert facts["sha256"] == sha256_file(path.parent / name) and facts["bytes"] == (path.parent / name).stat().st_size
     assert entry["source_sha256"] == manifest["files"]["model.onnx_data"]["sha256"]  # made from this fp32 export
     assert entry["parity"]["min_cosine_vs_fp32"] >= INT8_MIN_COSINE
-    assert path.stat().st_size < 0.4 * (path.parent / "model.onnx_data").stat().st_size  # int8 weights, mostly
+    weights = (path.parent / INT8_DATA_FILE).stat().st_size
+    assert weights < 0.4 * (path.parent / "model.onnx_data").stat().st_size  # int8 weights, mostly
+    assert path.stat().st_size < 0.01 * weights  # the graph alone: the weights are memory-mapped
     assert verify_export(spec) == []
 
 
