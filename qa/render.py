@@ -17,8 +17,9 @@ from pydantic import BaseModel
 
 from .index import IndexStats
 from .paths import no_colour
-from .records import Document
+from .ingest.chunking import CONTEXT_JOINER
 from .ranking.search import Answer, Hit
+from .records import Document, Passage, Source
 
 BOLD, DIM, RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
 HIGHLIGHT = "\x1b[1;33m"
@@ -60,20 +61,29 @@ def render_answer(answer: Answer, *, colour: bool, width: int | None = None, ful
     return "\n".join(lines).rstrip("\n")
 
 
+def place(source: Source) -> str:
+    """Where a passage is, in the source's own terms: ``report.pdf p. 12 ¶3``."""
+    return f"{source.doc_id}" + (f" p. {source.page}" if source.page else "") + f" ¶{source.paragraph}"
+
+
 def render_hit(hit: Hit, *, colour: bool, width: int, text: str | None = None) -> list[str]:
-    """A hit as lines: header (rank, source, paragraph, score), context, wrapped text, sources."""
-    where = f"{hit.doc_id} ¶{hit.paragraph}" + (f" · {hit.date}" if hit.date else "")
+    """A hit as lines: header (rank, source, page, paragraph, date, score), title and URL,
+    section and context, wrapped text, other sources."""
+    where = place(hit) + (f" · {hit.date}" if hit.date else "")
     lines = [_paint(f"{hit.rank}. {where}", BOLD, colour) + _paint(f" · score {hit.score:.3f}", DIM, colour)]
     indent = INDENT
-    if hit.title:
-        lines.append(indent + _paint(hit.title, DIM, colour))
+    about = " · ".join(x for x in (hit.title, hit.author, hit.url) if x)
+    if about:
+        lines.append(indent + _paint(about, DIM, colour))
+    if hit.section and hit.section != hit.title and hit.section not in (hit.context or "").split(CONTEXT_JOINER):
+        lines.append(indent + _paint(f"§ {hit.section}", CYAN, colour))
     if hit.context and hit.context != hit.title:
         lines.append(indent + _paint(hit.context, CYAN, colour))
     marked = hit.text[: hit.sentence_start] + _ON + hit.sentence + _OFF + hit.text[hit.sentence_end:]
     for line in textwrap.wrap(text or marked, width=width - len(indent), break_on_hyphens=False):
         lines.append(indent + _colour_marks(line, colour))
     if hit.other_sources:
-        also = ", ".join(f"{s.doc_id} ¶{s.paragraph}" for s in hit.other_sources)
+        also = ", ".join(place(s) for s in hit.other_sources)
         lines.append(indent + _paint(f"also in: {also}", DIM, colour))
     return _close_open_marks(lines, colour)
 
@@ -111,9 +121,9 @@ def render_details(hit: Hit, *, colour: bool, width: int, paths: dict[str, str],
     sources = [hit, *hit.other_sources]
     lines.append(INDENT + ("sources:" if len(sources) > 1 else "source:"))
     for s in sources:
-        about = " · ".join(x for x in (s.date, s.title) if x)
+        about = " · ".join(x for x in (s.date, s.title, s.url) if x)
         path = paths.get(s.doc_id)
-        lines.append(INDENT + f"  {s.doc_id} ¶{s.paragraph}" + (f" · {about}" if about else "")
+        lines.append(INDENT + f"  {place(s)}" + (f" · {about}" if about else "")
                      + _paint(f"  ({path})" if path else "", DIM, colour))
     if partial:
         lines.append(INDENT + _paint(f"part of a longer paragraph: :article {hit.rank} shows it whole", DIM, colour))
@@ -138,6 +148,21 @@ def render_article(document: Document, text: str, hit: Hit, *, colour: bool, wid
         for line in textwrap.wrap(" ".join(paragraph.split()), width=width - len(INDENT), break_on_hyphens=False) or [""]:
             lines.append(INDENT + _colour_marks(line, colour))
     return "\n".join(_close_open_marks(lines, colour))
+
+
+def render_document_text(document: Document, places: list[tuple[Source, Passage]]) -> str:
+    """`qa text`: a document's fields, then each passage as indexed (its place, page, section,
+    context, and its text on one line, unwrapped so that it can be searched and compared)."""
+    facts = [document.title and f"title: {document.title}", document.date and f"date: {document.date}",
+             document.author and f"author: {document.author}", document.url and f"url: {document.url}",
+             f"{len(places)} passages"]
+    lines = [f"== {document.doc_id} · " + " · ".join(f for f in facts if f)]
+    for source, passage in places:
+        head = place(source) + (f" § {source.section}" if source.section else "")
+        lines.append("")
+        lines.append(head + (f"  [{passage.context}]" if passage.context else ""))
+        lines.append(passage.text)
+    return "\n".join(lines) + "\n"
 
 
 def render_stats(stats: IndexStats) -> str:

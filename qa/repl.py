@@ -38,7 +38,8 @@ from .fileops import sha256_file
 from .ingest import read_text
 from .ingest.chunking import is_window
 from .paths import debug, history_path, state_dir  # noqa: F401  (state_dir: its former home)
-from .ranking.search import Answer, Hit, Retriever, check_k
+from .ranking import check_date, check_k
+from .ranking.search import Answer, Hit, Retriever
 
 WELCOME = "qa — ask a question in English or French; :help for commands, Ctrl-D to quit."
 DEFAULT_K = 5
@@ -200,6 +201,8 @@ class Repl:
             self._retriever = retriever
             seconds = time.perf_counter() - self._load_started
             index = retriever.index
+            if index.note:
+                self.notify(f"warning: {index.note}", style="error")
             self.notify(f"ready: {len(index)} passages from {len(index.documents)} documents, "
                         f"model {index.manifest.model_id} ({seconds:.1f} s)", style="dim")
         except BaseException as exc:  # noqa: BLE001 - reported in the session, never raised here
@@ -319,6 +322,8 @@ class Repl:
         self._set_filter("date_to", arg)
 
     def _set_filter(self, key: str, value: str) -> None:
+        if value and key != "doc":
+            value = check_date(value)
         self.filters[key] = value or None
         self.say(self._describe_filters())
 

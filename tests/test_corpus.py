@@ -257,17 +257,18 @@ def test_missing_path_raises(tmp_path):
 def test_folder_without_articles_raises(tmp_path):
     write(tmp_path, "data.csv", "a,b\n")
     write(tmp_path, ".hidden.txt", "Un texte caché.\n")
-    with pytest.raises(QAError, match=r"no \.txt or \.md files"):
+    with pytest.raises(QAError, match=r"no documents \(\.txt, \.md, \.html, .*\) in folder"):
         load_corpus(tmp_path)
 
 
 def test_explicit_files(tmp_path):
     a = write(tmp_path, "x/a.txt", "Premier document, un paragraphe complet.\n")
     b = write(tmp_path, "y/a.txt", "Second document, un autre paragraphe.\n")
-    pdf = write(tmp_path, "doc.pdf", "%PDF-1.4")
-    corpus = load_corpus([a, b, pdf, a])
+    csv = write(tmp_path, "doc.csv", "a,b\n")
+    corpus = load_corpus([a, b, csv, a])
     assert [d.doc_id for d in corpus.documents] == ["a.txt", "y/a.txt"]  # ids stay unique
-    assert corpus.warnings == [f"skipped {pdf}: not a .txt or .md file"]
+    assert corpus.warnings == [f"skipped {csv}: not a document qa reads (.txt, .md, .html, .htm, .xhtml, .pdf, "
+                               ".docx, .epub, .odt)"]
 
 
 def test_near_duplicate_contained_in_a_later_longer_paragraph(tmp_path):

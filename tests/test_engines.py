@@ -23,7 +23,7 @@ from .test_model import QUESTIONS, paragraphs, qa_cli
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO.parent / "shared" / "datasets"
-HEAVY = ("torch", "transformers", "sentence_transformers")
+HEAVY = ("torch", "transformers", "sentence_transformers", "trafilatura", "pypdfium2", "pypdf", "docx", "htmldate")
 
 pytestmark = pytest.mark.slow  # every test here runs or inspects the real engines
 

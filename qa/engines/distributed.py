@@ -12,6 +12,8 @@ here only.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -20,6 +22,26 @@ from ..errors import QAError
 from ..stores.location import require_scale
 
 RAY_BATCH = 256  # passages per Ray batch (each actor then batches by length inside it)
+
+# Kills a local Ray's processes once the qa process that started it is gone, however it went
+# (kill -9 included: Ray's own clean-up runs only at a normal exit, and its workers, ~800 MB,
+# would otherwise outlive it for minutes). Started before Ray (no fork after gRPC's threads), it
+# waits for end of file on a pipe only the qa process holds, then kills every process that
+# inherited the qa process's mark in its environment: gcs_server, raylet, agents and workers
+# (which rename themselves, so their command lines cannot tell).
+REAPER_MARK = "QA_RAY_OWNER"
+_REAPER = """
+import os, sys, psutil
+sys.stdin.buffer.read()
+mark = sys.argv[1]
+for proc in psutil.process_iter():
+    try:
+        if proc.pid != os.getpid() and proc.environ().get("QA_RAY_OWNER") == mark:
+            proc.kill()
+    except psutil.Error:
+        pass
+"""
+_reaper: subprocess.Popen | None = None
 
 
 class _EmbedActor:
@@ -131,6 +153,8 @@ def start_ray(address: str | None, num_cpus: int | None = None):
     require_scale("ray.data", "--ray")
     if not ray.is_initialized():
         kwargs = {"address": address} if address else {"num_cpus": num_cpus or _cores()}
+        if not address:
+            _reap_local_ray()
         try:
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types; one line
@@ -141,3 +165,14 @@ def start_ray(address: str | None, num_cpus: int | None = None):
 
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset otherwise
     return ray
+
+
+def _reap_local_ray() -> None:
+    """Mark the local Ray this process is about to start and start its reaper (see _REAPER), once."""
+    global _reaper
+    if _reaper is None:
+        mark = f"{os.getpid()}-{os.urandom(4).hex()}"
+        env = {k: v for k, v in os.environ.items() if k != REAPER_MARK}
+        _reaper = subprocess.Popen([sys.executable, "-c", _REAPER, mark], stdin=subprocess.PIPE, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        os.environ[REAPER_MARK] = mark  # inherited by every process Ray starts from here

@@ -35,16 +35,16 @@ MaxSim), :mod:`.encoding` (one forward pass per passage), :mod:`.building` (what
 :mod:`.writing` (atomic generations, the build lock).
 """
 
-from .building import BuildReport, build_index, ensure_default_index, token_counter, update_index
+from .building import BuildReport, build_index, ensure_default_index, read_corpus, token_counter, update_index
 from .generations import (GENERATION_FILES, live_generation, pointer_problem, read_manifest, rebuild_reason,
                           recorded_sources, repair_command)
-from .integrity import Vectors, nonfinite_passages, structural_damage
+from .integrity import Vectors, invalid_passages, structural_damage
 from .manifest import (APPROXIMATE_FROM, FORMAT_VERSION, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, Chunking,
                        ExactFaiss, HnswFaiss, IndexIdentity, IndexManifest, faiss_params, make_faiss_index)
 from .reading import IndexStats, PassageIndex, describe, inspect_index
 
 __all__ = ["APPROXIMATE_FROM", "FORMAT_VERSION", "GENERATION_FILES", "HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M",
            "BuildReport", "Chunking", "ExactFaiss", "HnswFaiss", "IndexIdentity", "IndexManifest", "IndexStats",
-           "PassageIndex", "Vectors", "build_index", "describe", "ensure_default_index", "faiss_params", "inspect_index",
-           "live_generation", "make_faiss_index", "nonfinite_passages", "pointer_problem", "read_manifest",
+           "PassageIndex", "Vectors", "build_index", "read_corpus", "describe", "ensure_default_index", "faiss_params",
+           "inspect_index", "live_generation", "make_faiss_index", "invalid_passages", "pointer_problem", "read_manifest",
            "rebuild_reason", "recorded_sources", "repair_command", "structural_damage", "token_counter", "update_index"]

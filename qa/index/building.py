@@ -27,8 +27,9 @@ from ..stores import milvus_index
 from ..stores.location import StoreLocation, parse_store
 from ..text import path_bytes, path_text
 from .encoding import PassageInput, encode_passages
-from .generations import generations, is_default, live_generation, pointer_problem, read_manifest, recorded_sources, rebuild_reason
-from .integrity import Vectors, describe_error, nonfinite_passages, read_passages, read_vectors, structural_damage
+from .generations import (generations, is_default, live_damage, live_generation, newest_complete, pointer_name,
+                          pointer_problem, read_manifest, rebuild_reason, sources_record)
+from .integrity import Vectors, describe_error, invalid_passages, read_passages, read_vectors, structural_damage
 from .manifest import FORMAT_VERSION, Chunking, IndexIdentity, IndexManifest, faiss_params
 from .tokens import Int8Codec, TokenStore
 from .writing import build_lock, write_error, write_generation
@@ -70,11 +71,44 @@ def build_index(paths: Sequence[str | Path] | None, index_dir: str | Path | None
     location = store if isinstance(store, StoreLocation) else parse_store(store, index_dir)
     index_dir = location.local
     sources = _sources_for(paths, index_dir)
-    with _SplittingBar(progress) as bar:
-        corpus = load_corpus(sources, count_tokens=token_counter(embedder), max_tokens=embedder.max_tokens,
-                             progress=bar.report)
-    return update_index(corpus, index_dir, embedder, sources=sources, full=full, progress=progress,
-                        store=location if location.kind == "milvus" else None)
+    corpus = read_corpus(sources, embedder, progress=progress)
+    note = _older_record_note(paths, index_dir)
+    report = update_index(corpus, index_dir, embedder, sources=sources, full=full, progress=progress,
+                          store=location if location.kind == "milvus" else None)
+    report.warnings[:0] = note
+    return report
+
+
+def read_corpus(sources: Sequence[str | Path], embedder, *, progress: bool = False) -> Corpus:
+    """The passages an index of `sources` holds, split by `embedder`'s tokenizer (what `qa text`
+    prints, too); `progress`: bars over the files parsed and over long input split."""
+    with _SplittingBar(progress) as bar, _ParsingBar(progress) as parsing:
+        return load_corpus(sources, count_tokens=token_counter(embedder), max_tokens=embedder.max_tokens,
+                           progress=bar.report, progress_files=parsing.report)
+
+
+class _ParsingBar:
+    """A progress bar over the files of other formats than text being parsed, naming each as
+    it goes (cached ones are not parsed, so an unchanged folder shows none)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar = enabled, None
+
+    def report(self, done: int, total: int, name: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = progress_bar(total, True, desc="parsing", unit="file")
+        self.bar.update(done - getattr(self.bar, "n", done))
+        if name and hasattr(self.bar, "set_postfix_str"):
+            self.bar.set_postfix_str(Path(name).name[-40:])
+
+    def __enter__(self) -> _ParsingBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class _SplittingBar:
@@ -116,6 +150,17 @@ def ensure_default_index(embedder, *, notify: Callable[[str], None], progress: b
     return path
 
 
+def _older_record_note(paths: Sequence[str | Path] | None, index_dir: Path) -> list[str]:
+    """The warning for a rebuild whose sources come from an older generation's record (the
+    live one is gone with its own), so sources added since must be named again."""
+    record = None if paths else sources_record(index_dir)
+    name = pointer_name(index_dir)
+    if record is None or name is None or record[1].name == name:
+        return []
+    return [f"the live generation {name} is gone with its record of its sources; rebuilt from the "
+            f"{len(record[0])} sources {record[1].name} recorded: name PATH if sources were added since"]
+
+
 def _sources_for(paths: Sequence[str | Path] | None, index_dir: Path) -> list[str]:
     """The paths given, else those the index recorded, else the shipped corpus for the default index.
 
@@ -124,9 +169,9 @@ def _sources_for(paths: Sequence[str | Path] | None, index_dir: Path) -> list[st
     """
     if paths:
         return [str(Path(p).resolve()) for p in paths]
-    recorded = recorded_sources(index_dir)
-    if recorded:
-        return recorded
+    record = sources_record(index_dir)
+    if record:
+        return record[0]
     if is_default(index_dir):
         corpus = default_corpus()
         if not corpus.exists():
@@ -153,14 +198,14 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
     except OSError as exc:
         raise IndexStoreError(f"cannot create the index folder {index_dir}: {exc.strerror or exc}") from None
     with build_lock(index_dir):
-        notes = [f"{problem}; updated from {live_generation(index_dir).name}"] if (
-            (problem := pointer_problem(index_dir)) and live_generation(index_dir)) else []
-        previous = _previous_state(index_dir)
+        base, damage, notes = _starting_point(index_dir)
+        previous = _previous_state(base) if base is not None else None
         identity = _identity_for(embedder)
         reason = previous.reason(identity) if previous is not None and not full else None
         reuse = {} if (full or reason or previous is None) else previous.reuse
+        reason = damage or reason
         if previous is not None and previous.repaired and reuse:
-            notes.append(f"re-embedded {previous.repaired} passages whose stored vectors were not finite numbers")
+            notes.append(f"re-embedded {previous.repaired} passages whose stored vectors were not finite unit vectors")
         vectors, embedded, padding = _vectors_for(corpus.passages, previous, reuse, embedder, progress)
         manifest = _manifest_for(identity, corpus, vectors, sources or [])
         milvus, stored = None, None
@@ -175,7 +220,7 @@ def update_index(corpus: Corpus, index_dir: str | Path, embedder, *, sources: li
             raise IndexStoreError(f"could not write the index at {index_dir} ({write_error(exc)}); "
                                   "the previous index, if any, is unchanged") from None
         finally:
-            if milvus is not None and live_generation(index_dir) is not None:
+            if milvus is not None and newest_complete(index_dir) is not None:
                 notes += milvus_index.clean_up(milvus, corpus.passages, previous.passages if previous else [])
             if milvus is not None:
                 milvus.close()
@@ -211,11 +256,26 @@ class _Previous:
         return problem or (f"the stored index was damaged ({self.damage})" if self.damage else None)
 
 
-def _previous_state(index_dir: Path) -> _Previous | None:
-    """The live generation, checked like `PassageIndex.open` does: damage is repaired, not reused."""
-    generation = live_generation(index_dir)
-    if generation is None:
-        return None
+def _starting_point(index_dir: Path) -> tuple[Path | None, str | None, list[str]]:
+    """(the generation a build reuses vectors from, why the live one must be rebuilt, notes).
+
+    A damaged live generation (CURRENT names one that is missing or incomplete) is rebuilt in
+    full from its own record of its sources; vectors are still reused, by content hash, from
+    the newest complete generation, whose arrays are checked like any live one's.
+    """
+    damage = live_damage(index_dir)
+    if damage is not None:
+        base = newest_complete(index_dir, but=pointer_name(index_dir))
+        how = f"; unchanged passages reuse the vectors of {base.name}" if base is not None else ""
+        return base, damage, [f"the index was damaged ({damage}): rebuilt in full{how}"]
+    live = live_generation(index_dir)
+    problem = pointer_problem(index_dir)
+    return live, None, [f"{problem}; updated from {live.name}"] if problem and live is not None else []
+
+
+def _previous_state(generation: Path) -> _Previous:
+    """A generation as a build sees it, checked like `PassageIndex.open` does: damage is repaired,
+    not reused."""
     manifest = read_manifest(generation)
     if manifest.format_version != FORMAT_VERSION:
         return _Previous(manifest, {}, _read_passages_or_none(generation))
@@ -227,7 +287,7 @@ def _previous_state(index_dir: Path) -> _Previous | None:
         return _Previous(manifest, {}, [], damage=describe_error(exc, 80))
     if damage:
         return _Previous(manifest, {}, passages, damage=damage)
-    rows, bad = vectors.sentence_rows(), nonfinite_passages(vectors)
+    rows, bad = vectors.sentence_rows(), invalid_passages(vectors)
     reuse = {p.content_hash(): (vectors.passages[i], vectors.spans[rows[i]:rows[i + 1], 1:], vectors.tokens.block(i))
              for i, p in enumerate(passages) if not bad[i]}
     return _Previous(manifest, reuse, passages, repaired=int(bad.sum()))

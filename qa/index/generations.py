@@ -1,8 +1,12 @@
 """Generations on disk: which one is live, whether one is complete, what it was built from.
 
 An index folder holds numbered generations (`g000007/`) and `CURRENT`, which names the live one
-and is replaced atomically. A damaged or missing pointer falls back to the newest complete
-generation; the messages that name the damage also name the command that repairs it.
+and is replaced atomically. A generation is used only when it is complete. When CURRENT names a
+generation that is missing or incomplete, the index is damaged: readers refuse it (they never
+answer from an older generation behind the user's back) and the next build rebuilds it from
+the live generation's own record of its sources. Only when CURRENT itself is missing or
+garbled, so that nothing says which generation is live, is the newest complete one used, and
+every command says so. The messages that name the damage also name the command that repairs it.
 """
 
 from __future__ import annotations
@@ -26,31 +30,48 @@ GENERATION_FILES = ("manifest.json", "passages.jsonl", "documents.json", "vector
 
 
 def live_generation(path: Path) -> Path | None:
-    """The generation CURRENT names if it is valid, else the newest complete one, else None.
+    """The generation to read: CURRENT's; the newest complete one when CURRENT names none; or None.
 
-    CURRENT is only ever a plain generation name inside `path` (a `../` path is not followed), so
-    a damaged, truncated or deleted pointer costs nothing as long as one complete generation is
-    left: readers and the next build use it instead of seeing "no index" and rebuilding over it.
+    Raises :class:`IndexStoreError` when CURRENT names a generation that is missing or
+    incomplete: that generation is the index, and an older one would silently lose whatever
+    was added since. CURRENT is only ever a plain generation name inside `path` (a `../` path
+    is not followed).
     """
-    name = _pointer(path)
-    if name is not None and _complete(path / name):
+    damage = live_damage(path)
+    if damage is not None:
+        raise IndexStoreError(damaged(path, damage))
+    name = pointer_name(path)
+    if name is not None:
         return path / name
-    return next((g for g in generations(path) if _complete(g)), None)
+    return newest_complete(path)
+
+
+def live_damage(path: Path) -> str | None:
+    """Why the generation CURRENT names cannot be used (missing, incomplete), or None (it can,
+    or CURRENT names no generation)."""
+    name = pointer_name(path)
+    if name is None:
+        return None
+    problem = incompleteness(path / name)
+    return f"its live generation {name} {problem}" if problem else None
+
+
+def newest_complete(path: Path, but: str | None = None) -> Path | None:
+    """The newest complete generation (other than `but`), or None."""
+    return next((g for g in generations(path) if g.name != but and incompleteness(g) is None), None)
 
 
 def pointer_problem(path: Path) -> str | None:
-    """What is wrong with CURRENT (None: it names a complete generation), for warnings."""
-    name = _pointer(path)
-    if name is not None and _complete(path / name):
+    """What is wrong with CURRENT when it names no generation (None: it names one), for the
+    warning every command prints when it reads the newest complete generation instead."""
+    if pointer_name(path) is not None:
         return None
     if not (path / "CURRENT").exists():
         return "CURRENT is missing"
-    if name is None:
-        return "CURRENT does not name a generation"
-    return f"CURRENT names {name}, which is missing or incomplete"
+    return "CURRENT does not name a generation"
 
 
-def _pointer(path: Path) -> str | None:
+def pointer_name(path: Path) -> str | None:
     """The generation name in CURRENT when it is one (g + 6 digits), whatever bytes it holds."""
     try:
         raw = (path / "CURRENT").read_bytes()[:64]
@@ -69,29 +90,49 @@ def generations(path: Path) -> list[Path]:
     return [path / name for name in sorted(names, reverse=True)]
 
 
-def _complete(generation: Path) -> bool:
-    """Every file of a generation is there and its manifest parses (cheap: no arrays read)."""
+def incompleteness(generation: Path) -> str | None:
+    """What makes a generation unusable before its arrays are read (cheap), or None: a missing or
+    unreadable folder, an unparseable manifest, a missing file."""
+    if not generation.is_dir():
+        return "is missing"
+    if not (generation / "manifest.json").is_file():
+        return "lacks manifest.json"
     try:
         manifest = parse_manifest(generation)
-    except (OSError, ValueError):
-        return False
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except ValueError:
+        return "has an unreadable manifest.json"
     # Another format's files are not known here: its manifest is enough for the open to say
     # "rebuild it" and for a build to rebuild it, instead of "damaged" or "no index".
+    if manifest.format_version != FORMAT_VERSION:
+        return None
     names = [n for n in GENERATION_FILES if n != "faiss.index" or manifest.store is None]
-    return manifest.format_version != FORMAT_VERSION or all((generation / n).is_file() for n in names)
+    missing = [n for n in names if not (generation / n).is_file()]
+    return f"lacks {', '.join(missing)}" if missing else None
 
 
 def recorded_sources(path: Path) -> list[str] | None:
-    """The source paths the index was built from, from the first generation that still says.
+    """The source paths the index was built from (see :func:`sources_record`), or None."""
+    record = sources_record(path)
+    return record[0] if record else None
+
+
+def sources_record(path: Path) -> tuple[list[str], Path] | None:
+    """(the source paths the index was built from, the generation that says so), or None.
 
     Each generation records them twice (manifest.json and sources.json), so a rebuild without
-    PATH finds them even when the live manifest is damaged.
+    PATH finds them even when the live manifest is damaged. The live generation's record comes
+    first, and when it has one, no other counts: an older one's sources would drop what was
+    added since. Only when the live generation (or CURRENT) is gone altogether is the newest
+    older record used; the caller says so.
     """
-    live = live_generation(path)
-    for generation in ([live] if live else []) + generations(path):
+    name = pointer_name(path)
+    live = [path / name] if name is not None else []
+    for generation in live + [g for g in generations(path) if g.name != name]:
         for reader in (lambda g: parse_manifest(g).source_paths(), _read_sources_file):
             try:
-                return reader(generation)
+                return reader(generation), generation
             except (OSError, ValueError, TypeError, KeyError):
                 continue
     return None
@@ -114,6 +155,9 @@ def rebuild_reason(path: Path, spec) -> str | None:
 
     Lets the default index rebuild itself after an upgrade instead of failing on first use.
     """
+    damage = live_damage(path)
+    if damage is not None:
+        return damage
     generation = live_generation(path)
     if generation is None:
         return "it does not exist yet"
@@ -146,6 +190,12 @@ def is_default(path: Path) -> bool:
 
 def damaged(path: Path, what: str) -> str:
     return f"the index at {path} is damaged ({what}); repair it with {repair_command(path)}"
+
+
+def fallback_note(path: Path, generation: Path) -> str | None:
+    """The warning for reading `generation` although CURRENT does not name it, or None."""
+    problem = pointer_problem(path)
+    return f"{problem}; using {generation.name}, the newest complete generation" if problem else None
 
 
 def missing_message(path: Path) -> str:

@@ -7,6 +7,7 @@ later question.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,12 +70,22 @@ def _span_damage(passages: list[Passage], spans: np.ndarray) -> str | None:
     return None
 
 
-def nonfinite_passages(vectors: Vectors) -> np.ndarray:
-    """Mask of the passages whose vector or one of whose tokens' scales is NaN or infinite."""
-    bad = ~np.isfinite(vectors.passages).all(axis=1)
+# Every stored vector and token is L2-normalised, so no component exceeds 1 and no token's int8
+# scale exceeds 1/127 (a little slack for rounding): larger finite values are damage too, which
+# would otherwise turn into a score of `inf` (a scale of 3e38) rather than an error.
+MAX_COMPONENT = 1.0 + 1e-3
+MAX_TOKEN_SCALE = MAX_COMPONENT / 127
+
+
+def invalid_passages(vectors: Vectors) -> np.ndarray:
+    """Mask of the passages whose vector, or one of whose tokens' scales, is not a number a unit
+    vector can hold: NaN, infinite, or out of range."""
+    p = vectors.passages
+    bad = ~(np.isfinite(p) & (np.abs(p) <= MAX_COMPONENT)).all(axis=1)
     tokens = vectors.tokens
     if len(tokens.codes):
-        bad_tokens = np.flatnonzero(~np.isfinite(tokens.codec.scales(np.asarray(tokens.codes))))
+        scales = tokens.codec.scales(np.asarray(tokens.codes))
+        bad_tokens = np.flatnonzero(~(np.isfinite(scales) & (scales >= 0) & (scales <= MAX_TOKEN_SCALE)))
         bad[np.searchsorted(tokens.offsets, bad_tokens, side="right") - 1] = True
     return bad
 
@@ -84,7 +95,7 @@ def generation_damage(manifest: IndexManifest, passages: list[Passage], document
     """Every integrity check of a loaded generation, first problem only; `counts` are the FAISS
     indexes' (dimension, vector count), from the loaded objects or the files' headers."""
     return (structural_damage(manifest, passages, vectors, documents=documents)
-            or _faiss_damage(manifest, vectors, counts) or _nonfinite_damage(vectors))
+            or _faiss_damage(manifest, vectors, counts) or _invalid_damage(vectors))
 
 
 def _faiss_damage(manifest: IndexManifest, vectors: Vectors, counts: dict[str, tuple[int, int]]) -> str | None:
@@ -95,18 +106,25 @@ def _faiss_damage(manifest: IndexManifest, vectors: Vectors, counts: dict[str, t
     return None
 
 
-def _nonfinite_damage(vectors: Vectors) -> str | None:
-    bad = int(nonfinite_passages(vectors).sum())
-    return f"{bad} passages have vectors that are not finite numbers" if bad else None
+def _invalid_damage(vectors: Vectors) -> str | None:
+    bad = int(invalid_passages(vectors).sum())
+    return f"{bad} passages have vectors that are not finite unit vectors" if bad else None
 
 
 def faiss_header(path: Path) -> tuple[int, int]:
-    """(dimension, vector count) from a FAISS file: every index type starts fourcc, d, ntotal."""
+    """(dimension, vector count) from a FAISS file: every index type starts fourcc, d, ntotal.
+
+    Both index kinds qa writes (flat and HNSW-flat) store every vector in float32 after the
+    header, so a file shorter than that is truncated, whatever its header says: `qa stats`
+    must refuse what `qa ask` would refuse, without loading the file."""
     with open(path, "rb") as fh:
         head = fh.read(16)
+        size = os.fstat(fh.fileno()).st_size
     if len(head) < 16:
         raise ValueError(f"{path.name} is truncated")
     _, dim, ntotal = struct.unpack("<4siq", head)
+    if dim > 0 and ntotal >= 0 and size < 16 + 4 * dim * ntotal:
+        raise ValueError(f"{path.name} is truncated ({size} bytes for {ntotal} vectors of {dim})")
     return dim, ntotal
 
 

@@ -20,7 +20,7 @@ from ..records import Document, Passage
 from ..stores import milvus_index
 from ..stores.base import Restriction
 from ..stores.location import StoreLocation, parse_store
-from .generations import damaged, live_generation, missing_message, pointer_problem, read_manifest
+from .generations import damaged, fallback_note, live_generation, missing_message, read_manifest
 from .integrity import (Vectors, check_format, describe_error, faiss_header, generation_damage, read_passages,
                         read_vectors)
 from .manifest import HnswFaiss, IndexManifest
@@ -62,7 +62,7 @@ class PassageIndex:
         damage = index.damage()
         if damage:
             raise IndexStoreError(damaged(path, damage))
-        index.note = pointer_problem(path)
+        index.note = fallback_note(path, generation)
         if index.manifest.store is not None:
             index.store = milvus_index.open_for_search(index.manifest, store or location_of(path, index.manifest),
                                                        len(index.passages))
@@ -161,17 +161,17 @@ def describe(path: Path | str | None = None, store: str | StoreLocation | None =
         with milvus_index.open_for_search(manifest, location if location.kind == "milvus" else
                                           location_of(path, manifest), manifest.passages):
             pass
-    return _stats(path, generation, manifest, pointer_problem(path))
+    return _stats(path, generation, manifest, fallback_note(path, generation))
 
 
-def _stats(path: Path, generation: Path, manifest: IndexManifest, problem: str | None) -> IndexStats:
+def _stats(path: Path, generation: Path, manifest: IndexManifest, note: str | None) -> IndexStats:
     return IndexStats(
         index=str(path), generation=generation.name, documents=manifest.documents, passages=manifest.passages,
         model=manifest.model_id, passage_precision=manifest.passage_precision, dimension=manifest.dimension, faiss=manifest.faiss.kind, exact=manifest.faiss.exact,
         bytes_on_disk=sum(f.stat().st_size for f in generation.iterdir() if f.is_file()),
         built_at=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at)), sources=manifest.sources,
         store=milvus_index.shown(manifest.store.uri, manifest.store.collection) if manifest.store else None,
-        note=f"{problem}; using {generation.name}, the newest complete generation" if problem else None)
+        note=note)
 
 
 def inspect_index(path: Path) -> tuple[Path, IndexManifest]:

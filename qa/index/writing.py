@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import IndexStoreError
 from ..records import Corpus
-from .generations import live_generation
+from .generations import live_damage, live_generation, newest_complete
 from .integrity import Vectors
 from .manifest import IndexManifest, make_faiss_index
 from .tokens import FILES as TOKEN_FILES
@@ -61,7 +61,7 @@ def write_generation(index_dir: Path, manifest: IndexManifest, corpus: Corpus, v
     A failed write (disk full included) removes its staging folder and pointer file, so failed
     attempts do not pile up and keep the disk full.
     """
-    previous = live_generation(index_dir)
+    previous = _previous_generation(index_dir)
     number = 1 + max([int(p.name[1:]) for p in index_dir.glob("g[0-9]*") if p.name[1:].isdigit()] or [0])
     generation = index_dir / f"g{number:06d}"
     staging = index_dir / f".tmp-g{number:06d}-{os.getpid()}"
@@ -80,6 +80,14 @@ def write_generation(index_dir: Path, manifest: IndexManifest, corpus: Corpus, v
         raise
     _fsync(index_dir)
     _remove_stale(index_dir, keep={generation.name, previous.name if previous else ""})
+
+
+def _previous_generation(index_dir: Path) -> Path | None:
+    """The generation kept beside the new one for readers that have it open: the live one, or,
+    when the live one is damaged (it is replaced, not kept), the newest complete one."""
+    if live_damage(index_dir) is not None:
+        return newest_complete(index_dir)
+    return live_generation(index_dir)
 
 
 def _write_files(staging: Path, manifest: IndexManifest, corpus: Corpus, vectors: Vectors) -> None:

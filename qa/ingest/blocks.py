@@ -1,13 +1,16 @@
-"""A decoded article as blocks: blank-line separated paragraphs, Markdown headings, its date.
+"""A document as blocks: the ``.txt``/``.md`` reader, and the assembly of every other reader's.
 
-Markdown front matter (``---`` ... ``---``) gives a title and a date; ATX (``#``) and setext
+A text file's blocks are its blank-line separated paragraphs and Markdown headings. Markdown front matter (``---`` ... ``---``) gives a title and a date; ATX (``#``) and setext
 headings become blocks of their own; a leading ``date 2019-04`` marker is moved from the text
 to the document's date. Each block keeps its character span in the decoded text, so passages
-can point back into the file.
+can point back into the file. A file of another format (:mod:`.readers`) becomes the blocks its
+reader found, laid out one a line (:func:`.readers.layout`), with its page and the document's
+metadata from the file itself.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from ..records import Document
 from ..text import path_bytes, path_text
 from .files import SourceFile, Unreadable, decode, read_regular
+from .readers import Extracted, Skipped, extract, is_structured, layout
 
 Span = tuple[int, int]
 
@@ -28,9 +32,10 @@ class Block:
     end: int
     text: str
     n_lines: int
-    md_heading: bool = False
+    md_heading: bool = False  # a heading by the file's own markup (Markdown, HTML, DOCX, EPUB, ODT)
     kind: str = "paragraph"  # paragraph | heading | title | boilerplate | dropped
     reason: str = ""
+    page: int | None = None  # the PDF page the block is printed on
 
 
 @dataclass
@@ -41,21 +46,29 @@ class ParsedDocument:
     title: str | None
     date: str | None
     blocks: list[Block] = field(default_factory=list)
+    url: str | None = None
+    author: str | None = None
+    structured: bool = False  # read by a format reader (HTML, PDF, ...), not as plain text
 
     def document(self, n_passages: int) -> Document:
         path = os.path.abspath(self.file.path)
         return Document(doc_id=self.file.doc_id, path=path_text(path), raw_path=path_bytes(path), title=self.title,
-                        date=self.date, sha256=self.sha256, n_passages=n_passages)
+                        date=self.date, url=self.url, author=self.author, sha256=self.sha256, n_passages=n_passages)
 
 
-def read_document(file: SourceFile, warnings: list[str]) -> ParsedDocument | None:
-    """Decode and split one file, or record why it is skipped."""
+def read_document(file: SourceFile, warnings: list[str],
+                  extracted: Extracted | Skipped | None = None) -> ParsedDocument | None:
+    """Decode and split one file, or record why it is skipped. `extracted`: what its format's
+    reader already found (read in another process, or cached), so the file is not parsed again."""
     try:
         data = read_regular(file.path)
-        text, encoding = decode(data)
     except OSError as exc:
         warnings.append(f"skipped {file.display}: cannot read ({exc.strerror or exc})")
         return None
+    if is_structured(file.path):
+        return _structured_document(file, data, warnings, extracted)
+    try:
+        text, encoding = decode(data)
     except Unreadable as exc:
         warnings.append(f"skipped {file.display}: {exc}")
         return None
@@ -69,6 +82,46 @@ def read_document(file: SourceFile, warnings: list[str]) -> ParsedDocument | Non
                           _parse_date(meta.get("date", "")))
     doc.blocks = _split_blocks(text, body_start, file.is_md)
     _take_date_marker(doc)
+    return doc
+
+
+def extract_file(path, data: bytes) -> Extracted:
+    """The reader's result for one file; raises :class:`Skipped`, whatever went wrong inside
+    the reader (a library's error on a damaged file is the file's problem, not the build's)."""
+    try:
+        return extract(path, data)
+    except Skipped:
+        raise
+    except RecursionError:
+        raise Skipped("nested too deeply to read") from None
+    except MemoryError:
+        raise Skipped("too large to read in memory") from None
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise Skipped(f"could not be read ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
+
+
+def _structured_document(file: SourceFile, data: bytes, warnings: list[str],
+                         extracted: Extracted | Skipped | None) -> ParsedDocument | None:
+    """An HTML page, PDF, DOCX, EPUB or ODT file as blocks, with its own metadata."""
+    if extracted is None:
+        try:
+            extracted = extract_file(file.path, data)
+        except Skipped as exc:
+            extracted = exc
+    if isinstance(extracted, Skipped):
+        warnings.append(f"skipped {file.display}: {extracted}")
+        return None
+    warnings.extend(f"{file.display}: {note}" for note in extracted.notes)
+    text, spans = layout(extracted.pieces)
+    if not text.strip():
+        warnings.append(f"skipped {file.display}: no text in it")
+        return None
+    doc = ParsedDocument(file, text, hashlib.sha256(data).hexdigest(), extracted.title,
+                         _parse_date(extracted.date or "") if extracted.date else None,
+                         url=extracted.url, author=extracted.author, structured=True)
+    # a table row counts as a block of several lines: the heading rules then never take it for one
+    doc.blocks = [Block(start, end, piece.text, 2 if piece.row else 1, md_heading=piece.heading, page=piece.page)
+                  for piece, (start, end) in zip(extracted.pieces, spans) if piece.text]
     return doc
 
 
@@ -172,7 +225,16 @@ def _parse_date(value: str) -> str | None:
     if len(parts[0]) != 4:
         return None
     year, rest = parts[0], [int(p) for p in parts[1:]]
-    limits = (12, 31)
-    if any(not 1 <= v <= limit for v, limit in zip(rest, limits)):
+    if rest and not 1 <= rest[0] <= 12:
         return year
+    if len(rest) == 2 and not _real_day(int(year), *rest):
+        rest = rest[:1]  # 2019-02-30: the month is still known
     return "-".join([year, *(f"{v:02d}" for v in rest)])
+
+
+def _real_day(year: int, month: int, day: int) -> bool:
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True

@@ -54,20 +54,24 @@ def document_passages(doc: ParsedDocument, repeated: set[str], count: CountToken
     passages: list[Passage] = []
     headings: list[str] = []
     number = 0
+    section = None  # the last heading seen: the section a citation names, on every paragraph of it
     for block in doc.blocks:
         if block.kind in ("heading", "title"):
             headings.append(block.text)
+            section = block.text if block.text != doc.title else section
         elif block.kind == "paragraph":
             number += 1
             context = CONTEXT_JOINER.join(headings) or None
-            passages.extend(_paragraph_passages(doc, block, number, context, count, max_tokens, advance))
+            where = {"page": block.page, "section": section}
+            passages.extend(_paragraph_passages(doc, block, number, context, count, max_tokens, advance, where))
             headings = []
         advance(block.end)
     return passages
 
 
 def _paragraph_passages(doc: ParsedDocument, block: Block, number: int, context: str | None,
-                        count: CountTokens, max_tokens: int, advance: Callable[[int], None]) -> list[Passage]:
+                        count: CountTokens, max_tokens: int, advance: Callable[[int], None],
+                        where: dict) -> list[Passage]:
     """One passage, or several windows when the paragraph does not fit the model."""
     if context and count(embed_text(context, "x")) > max_tokens:
         context = None  # a heading longer than the window cannot be embedded with anything
@@ -77,13 +81,15 @@ def _paragraph_passages(doc: ParsedDocument, block: Block, number: int, context:
         words = [m.span() for m in _WORD.finditer(doc.text, block.start, block.end)]
         fits = lambda spans: count(embed_text(context, _join(doc.text, spans))) <= max_tokens  # noqa: E731
         windows = _pack(_units(words, block.text, fits), fits, lambda window: advance(window[-1][1]))
-    return [_passage(doc, spans, number, context) for spans in windows]
+    return [_passage(doc, spans, number, context, where) for spans in windows]
 
 
-def _passage(doc: ParsedDocument, spans: list[Span], number: int, context: str | None) -> Passage:
+def _passage(doc: ParsedDocument, spans: list[Span], number: int, context: str | None, where: dict) -> Passage:
+    """`where`: the block's page and section."""
     text = _join(doc.text, spans)
     return Passage(id=passage_id(text), text=text, context=context, doc_id=doc.file.doc_id, title=doc.title,
-                   date=doc.date, paragraph=number, start=spans[0][0], end=spans[-1][1])
+                   date=doc.date, url=doc.url, author=doc.author, paragraph=number, start=spans[0][0],
+                   end=spans[-1][1], **where)
 
 
 def _join(source: str, spans: list[Span]) -> str:

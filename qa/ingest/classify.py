@@ -1,8 +1,11 @@
 """Which blocks of an article are content: boilerplate rules, then headings and the title.
 
-Boilerplate is dropped: advertising markers, comment forms (and everything after one), share,
-subscribe, cookie and copyright notices, short lines repeated within a document or across
-documents. Its patterns fire only on short blocks, since a real paragraph may mention cookies.
+Boilerplate is dropped: advertising markers, comment forms, share, subscribe, cookie and
+copyright notices, short lines repeated within a document or across documents. Each block is
+judged on its own: a comment form drops its marker, the short lines after it (field labels,
+names, dates, "Répondre") and the readers' comments ("Jane Doe says: ..."), and the first real
+paragraph after it is content again, so text after
+a comment form (a second article in the same file) is never lost. Its patterns fire only on short blocks, since a real paragraph may mention cookies.
 Of the rest, a short line without final punctuation is a heading, kept as the context of the
 paragraph it introduces; the leading one is the document's title.
 """
@@ -28,6 +31,9 @@ REPEATED_MAX_WORDS = 6
 PATTERN_MAX_WORDS = 40
 START_PATTERN_MAX_WORDS = 30
 COMMENT_MARKER_MAX_WORDS = 8
+# Inside a comment section, blocks this short are the form's furniture (labels, names, dates);
+# the first longer block that is not a notice ends the section.
+COMMENT_FORM_MAX_WORDS = 20
 
 # The whole block is page furniture.
 _WHOLE = re.compile(r"""(?x)
@@ -65,6 +71,8 @@ _ANYWHERE = re.compile(r"""(?x)
     |(recevez|recevoir)\ (notre|la|nos)\ newsletters?|reserve\ aux\ abonnes|subscribers\ only
     |vous\ devez\ etre\ connecte|you\ must\ be\ logged\ in|cet\ article\ vous\ a\ plu
 """)
+# A reader's comment as comment systems print it: "Jane Doe says:", "Marie a écrit :", then the text.
+_READER_COMMENT = re.compile(r"(?x) ^ [^\n:]{1,60}? \s (says|said|wrote|dit|a\ dit|a\ ecrit|ecrit|repond) \s* : ")
 _COMMENT_MARKER = re.compile(r"""(?x)
     ((laissez|laisser|ajouter|ajoutez|ecrire|poster|postez)\ un\ commentaire|leave\ a\ (comment|reply)
      |post\ a\ comment|add\ a\ comment)\b
@@ -100,12 +108,17 @@ def _is_comment_marker(text: str) -> bool:
 
 
 def repeated_short_keys(docs: list[ParsedDocument]) -> set[str]:
-    """Short lines found twice in one document or in two distinct documents: site furniture."""
+    """Short lines found twice in one text file or in two distinct documents: site furniture.
+
+    Within a document of another format the rule does not apply: its reader has already told
+    the page's furniture from its content (trafilatura; a PDF's running headers), and a short
+    line repeated in the text it kept is structure (a recipe's "Eat every 2-3 hours")."""
     per_doc: dict[str, set[str]] = {}
     repeated: set[str] = set()
     for doc in docs:
         counts = Counter(k for b in doc.blocks if (k := short_key(b.text)))
-        repeated.update(k for k, n in counts.items() if n > 1)
+        if not doc.structured:
+            repeated.update(k for k, n in counts.items() if n > 1)
         for key in counts:
             per_doc.setdefault(key, set()).add(doc.sha256)  # identical files count once
     repeated.update(k for k, shas in per_doc.items() if len(shas) > 1)
@@ -125,25 +138,55 @@ def short_key(text: str) -> str | None:
 def classify(doc: ParsedDocument, repeated: set[str]) -> None:
     """Set each block's kind: boilerplate first (so it is never a heading), then headings.
 
-    A comment-form marker after the article's first paragraph starts the comment section, which
-    runs to the end; before any paragraph it is only a stray link, dropped alone.
+    A comment-form marker after the article's first paragraph opens a comment section: its short
+    blocks and notices are dropped; the first block of prose ends it, and the heading-like lines
+    just before that prose (the next article's title) are given back to it. Before any
+    paragraph, a marker is only a stray link, dropped alone.
     """
-    in_comments = seen_paragraph = False
+    seen_paragraph = False
+    comment_section: list[Block] | None = None  # the blocks dropped since the marker, when inside one
     for block in doc.blocks:
-        if in_comments or (seen_paragraph and _is_comment_marker(block.text)):
-            in_comments = True
-            block.kind, block.reason = "boilerplate", "comment section"
-        elif reason := _boilerplate_reason(block.text):
-            block.kind, block.reason = "boilerplate", reason
-        elif short_key(block.text) in repeated:
-            block.kind, block.reason = "boilerplate", "repeated short line"
-        elif not any(c.isalnum() for c in block.text):
-            block.kind, block.reason = "dropped", "no words"
-        elif block.md_heading or _looks_like_heading(block):
-            block.kind = "heading"
-        else:
-            seen_paragraph = True
+        if seen_paragraph and _is_comment_marker(block.text):
+            block.kind, block.reason = "boilerplate", "comment form"
+            comment_section = []
+            continue
+        if comment_section is not None:
+            if (_boilerplate_reason(block.text) or len(block.text.split()) <= COMMENT_FORM_MAX_WORDS
+                    or _READER_COMMENT.match(fold(block.text))):
+                block.kind, block.reason = "boilerplate", "comment form"
+                comment_section.append(block)
+                continue
+            for heading in _trailing_headings(comment_section):
+                _classify_block(heading, repeated)
+            comment_section = None
+        seen_paragraph = _classify_block(block, repeated) or seen_paragraph
     _resolve_headings(doc)
+
+
+def _classify_block(block: Block, repeated: set[str]) -> bool:
+    """Set one block's kind by its own text; True when it is a paragraph."""
+    if reason := _boilerplate_reason(block.text):
+        block.kind, block.reason = "boilerplate", reason
+    elif short_key(block.text) in repeated and not block.md_heading:  # a heading by markup is no furniture
+        block.kind, block.reason = "boilerplate", "repeated short line"
+    elif not any(c.isalnum() for c in block.text):
+        block.kind, block.reason = "dropped", "no words"
+    elif block.md_heading or _looks_like_heading(block):
+        block.kind = "heading"
+    else:
+        block.kind, block.reason = "paragraph", ""
+        return True
+    return False
+
+
+def _trailing_headings(blocks: list[Block]) -> list[Block]:
+    """The heading-like lines at the end of `blocks` (at most HEADING_RUN_MAX), in order."""
+    trailing: list[Block] = []
+    for block in reversed(blocks):
+        if len(trailing) == HEADING_RUN_MAX or not (block.md_heading or _looks_like_heading(block)):
+            break
+        trailing.insert(0, block)
+    return trailing
 
 
 def _looks_like_heading(block: Block) -> bool:
@@ -170,11 +213,14 @@ def _resolve_headings(doc: ParsedDocument) -> None:
             run.append(block)
             continue
         if block is None:
-            for b in run:
-                b.kind, b.reason = "dropped", "heading without a paragraph"
+            for b in run:  # short lines at the end; in a reader's text (no furniture left) they are content
+                if doc.structured and not b.md_heading:
+                    b.kind = "paragraph"
+                else:
+                    b.kind, b.reason = "dropped", "heading without a paragraph"
         elif len(run) > HEADING_RUN_MAX and not all(b.md_heading for b in run):
-            for b in run:
-                b.kind = "paragraph"
+            for b in run:  # a list of short lines; headings of the file's own markup stay headings
+                b.kind = "heading" if b.md_heading else "paragraph"
         elif run and not seen_paragraph:
             run[0].kind = "title"
             doc.title = doc.title or run[0].text

@@ -3,7 +3,9 @@
 Agencies' copy is reused with small wording changes, so duplicates are found on word 3-gram
 shingles of the normalised text: Jaccard resemblance, or containment of a shorter paragraph in
 a longer one (whose text is kept whole), by a prefix-filtered similarity join that stays near
-linear on common phrases.
+linear on common phrases. Wording may differ, facts may not: two passages merge only when they
+state the same numbers (every number of the contained one is in the other), so bulletins that
+differ by a figure ("12 morts" / "14 morts") stay apart.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def deduplicate(passages: list[Passage]) -> list[Passage]:
     first: dict[str, int] = {}
     copy_of = [first.setdefault(norm, i) for i, norm in enumerate(norms)]  # exact copies: no join
     shingles = {i: _shingles(norms[i]) for i, c in enumerate(copy_of) if c == i}
-    neighbours = _similar_pairs(shingles)
+    neighbours = _same_numbers(_similar_pairs(shingles), shingles, {i: _numbers(norms[i]) for i in shingles})
     home = list(range(len(passages)))  # where each passage's sources now live
     kept: dict[int, Passage] = {}
     for i, passage in enumerate(passages):
@@ -66,6 +68,26 @@ def _place(i: int, passage: Passage, pairs: list[tuple[int, float, float]], shin
         passage.other_sources.extend(kept.pop(j).sources())
         home[j] = i
     kept[i] = passage
+
+
+def _numbers(norm: str) -> Counter[str]:
+    """The numbers a text states, with their counts (words holding a digit: 12, 2019, 3e)."""
+    return Counter(word for word in norm.split() if any(c.isdigit() for c in word))
+
+
+def _same_numbers(pairs: dict[int, list[tuple[int, float, float]]], shingles: dict[int, frozenset[int]],
+                  numbers: dict[int, Counter[str]]) -> dict[int, list[tuple[int, float, float]]]:
+    """The pairs whose numbers agree: equal for a resemblance; for a containment, the contained
+    (smaller) passage's numbers all in the larger one's. A pair that qualifies by neither is dropped."""
+    kept: dict[int, list[tuple[int, float, float]]] = {}
+    for b, found in pairs.items():
+        for a, jaccard, contained in found:
+            small, large = (a, b) if len(shingles[a]) <= len(shingles[b]) else (b, a)
+            same = numbers[a] == numbers[b]
+            inside = contained >= CONTAINMENT_MIN and not (numbers[small] - numbers[large])
+            if same or inside:
+                kept.setdefault(b, []).append((a, jaccard if same else 0.0, contained if inside else 0.0))
+    return kept
 
 
 def _find(home: list[int], i: int) -> int:

@@ -21,11 +21,16 @@ import charset_normalizer
 from ..errors import QAError
 from ..text import path_text
 
-EXTENSIONS = (".txt", ".md")
+from .readers import EXTENSIONS, extract, is_structured, layout
+
+KINDS = ", ".join(EXTENSIONS)
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """Decode a file exactly as ingestion does; passage offsets index into this string."""
+    """A file's text exactly as ingestion reads it (decoded, or for an HTML page, PDF, DOCX,
+    EPUB or ODT file its extracted blocks); passage offsets index into this string."""
+    from .readers import Skipped
+
     try:
         data = read_regular(Path(path))
     except FileNotFoundError:
@@ -33,8 +38,10 @@ def read_text(path: str | os.PathLike) -> str:
     except OSError as exc:
         raise QAError(f"cannot read {path_text(path)}: {exc.strerror or exc}") from None
     try:
+        if is_structured(Path(path)):
+            return layout(extract(Path(path), data).pieces)[0]
         return decode(data)[0]
-    except Unreadable as exc:
+    except (Unreadable, Skipped) as exc:
         raise QAError(f"cannot read {path_text(path)}: {exc}") from None
 
 
@@ -94,11 +101,12 @@ def _files_under(root: Path, warnings: list[str]) -> list[tuple[Path, str]]:
     """(path, id relative to the given path) for a file given directly or a folder's articles."""
     if not root.is_dir():
         if root.suffix.lower() not in EXTENSIONS:
-            warnings.append(f"skipped {path_text(root)}: not a .txt or .md file")
+            warnings.append(f"skipped {path_text(root)}: not a document qa reads ({KINDS})")
             return []
         return [(root, root.name)]
     found = []
-    for folder, dirs, names in os.walk(root):
+    unreadable: list[OSError] = []
+    for folder, dirs, names in os.walk(root, onerror=unreadable.append):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in names:
             if not name.startswith(".") and Path(name).suffix.lower() in EXTENSIONS:
@@ -107,9 +115,21 @@ def _files_under(root: Path, warnings: list[str]) -> list[tuple[Path, str]]:
                     found.append((path, path.relative_to(root).as_posix()))
                 elif path.exists():
                     warnings.append(f"skipped {path_text(path)}: not a regular file (a FIFO, socket or device)")
+    _report_unreadable(root, unreadable, warnings)
     if not found:
-        raise QAError(f"no .txt or .md files in folder: {path_text(root)}")
+        raise QAError(f"no documents ({KINDS}) in folder: {path_text(root)}")
     return sorted(found, key=lambda item: item[1])
+
+
+def _report_unreadable(root: Path, errors: list[OSError], warnings: list[str]) -> None:
+    """A folder that cannot be listed: the root is an error, a sub-folder one warning each (its
+    articles are left out, and a re-index removes the passages they had)."""
+    for exc in errors:
+        where = Path(exc.filename) if exc.filename else root
+        why = exc.strerror or str(exc)
+        if where == root:
+            raise QAError(f"cannot read the folder {path_text(root)}: {why}")
+        warnings.append(f"skipped the folder {path_text(where)}: {why} (its articles are not indexed)")
 
 
 def _unique_doc_id(root: Path, rel: str, path: Path, seen: set[str]) -> str:

@@ -6,6 +6,6 @@ question's language), :mod:`.search` (:class:`Retriever`: dense candidates fused
 reranked by MaxSim over the stored tokens, duplicates collapsed, the answer sentence marked).
 """
 
-from .params import DEFAULT_RANKING, MODES, Mode, RankingParams, check_k, check_mode
+from .params import DEFAULT_RANKING, MODES, Mode, RankingParams, check_date, check_k, check_mode
 
-__all__ = ["DEFAULT_RANKING", "MODES", "Mode", "RankingParams", "check_k", "check_mode"]
+__all__ = ["DEFAULT_RANKING", "MODES", "Mode", "RankingParams", "check_date", "check_k", "check_mode"]

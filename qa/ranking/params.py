@@ -5,6 +5,8 @@ Standard library only, so the command line can offer the modes without loading t
 
 from __future__ import annotations
 
+import datetime
+import re
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -60,3 +62,21 @@ def check_mode(mode: str) -> Mode:
     if mode not in MODES:
         raise QAError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
     return mode  # type: ignore[return-value]
+
+
+_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def check_date(value: str) -> str:
+    """`value` when it is a real date as YYYY, YYYY-MM or YYYY-MM-DD (month 1-12, a day the
+    month has); else the one-line error every surface gives (`--from 2020-13`, `:from 2020-02-30`)."""
+    match = _DATE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise QAError(f"bad date {value!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
+    year, month, day = (int(part) if part else None for part in match.groups())
+    try:
+        datetime.date(year or 0, month or 1, day or 1)
+    except ValueError:
+        what = "month" if month is not None and not 1 <= month <= 12 else "day" if day is not None else "year"
+        raise QAError(f"bad date {value!r}: no such {what} (use YYYY, YYYY-MM or YYYY-MM-DD)") from None
+    return value.strip()

@@ -18,7 +18,6 @@ the same plus the weak-answer signal. The ranking, per question:
 from __future__ import annotations
 
 import fnmatch
-import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,9 +28,10 @@ from pydantic import BaseModel, ConfigDict, model_serializer
 from ..engines import Embedder, load_embedder
 from ..errors import QAError
 from ..index import BuildReport, PassageIndex, build_index, ensure_default_index, live_generation, read_manifest
+from ..index.generations import is_default
 from .lexical import LexicalIndex, guess_language
 from ..model import model_name_for
-from .params import DEFAULT_RANKING, MODES, Mode, RankingParams, check_k, check_mode  # noqa: F401
+from .params import DEFAULT_RANKING, MODES, Mode, RankingParams, check_date, check_k, check_mode  # noqa: F401
 from ..paths import default_index_dir
 from ..records import Excerpt, Passage
 from ..stores.base import Restriction
@@ -39,7 +39,6 @@ from ..stores.location import parse_store
 from ..text import valid_text, words
 from ..index.tokens import best_sentence, maxsim
 
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 # The constants by their former names, for scripts that read them.
 LEXICAL_WEIGHT_SAME_LANGUAGE = DEFAULT_RANKING.lexical_weight_same_language
 LEXICAL_WEIGHT_OTHER_LANGUAGE = DEFAULT_RANKING.lexical_weight_other_language
@@ -136,8 +135,7 @@ class Retriever:
         embedder = load_embedder(model or model_name_for(manifest.model_id), backend=backend, threads=threads,
                                  precision=precision)
         if embedder.spec.fingerprint != manifest.model_fingerprint:
-            raise QAError(f"the index at {path} was built with {manifest.model_id}, not "
-                          f"{embedder.spec.model_id}; rebuild it with `qa index --full` or pass the same --model")
+            raise QAError(_model_mismatch(path, manifest, embedder.spec))
         embedder.preload()  # the engine loads while the index is read
         return cls(PassageIndex.open(path, location if location.kind == "milvus" else None), embedder, params)
 
@@ -195,6 +193,9 @@ class Retriever:
         for i, question in enumerate(questions):
             query = (embedded.vectors[i], embedded.of(i)) if embedded is not None else None
             ranked, confidence = self._rank(question, query, k, mode, subset, restriction)
+            if filters.active():
+                for hit in ranked:
+                    _lead_with_a_match(hit, filters)
             weak = mode != "lexical" and confidence < self.params.weak_margin
             answers.append(Answer(question=question, hits=ranked, weak=weak, confidence=round(confidence, 4),
                                   note="no passage answers this clearly" if weak else None))
@@ -322,8 +323,8 @@ class Retriever:
         if not filters.active():
             return None
         for value in (filters.date_from, filters.date_to):
-            if value and not _DATE.match(value):
-                raise QAError(f"bad date {value!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
+            if value:
+                check_date(value)
         if filters.date_from and filters.date_to and not _date_in(filters.date_from, None, filters.date_to):
             raise QAError(f"the date range is reversed: from {filters.date_from} to {filters.date_to}")
         rows = [i for i, p in enumerate(self.index.passages) if _matches(p, filters)]
@@ -358,6 +359,26 @@ def _merge_sources(hit: Hit, duplicate: Passage) -> None:
             known.add((source.doc_id, source.paragraph))
 
 
+def _lead_with_a_match(hit: Hit, f: Filters) -> None:
+    """Make a source the filters asked for the hit's primary one: `--doc report.pdf` on a paragraph
+    that is also in report.docx cites report.pdf first (the same text; the others stay listed)."""
+    sources = hit.sources()
+    match = next((s for s in sources if _source_matches(s, f)), None)
+    if match is None or match is sources[0]:
+        return
+    for name, value in match.model_dump().items():
+        setattr(hit, name, value)
+    hit.other_sources = [s for s in sources if s is not match]
+
+
+def _source_matches(s, f: Filters) -> bool:
+    if f.doc and not (fnmatch.fnmatch(s.doc_id, f.doc) or fnmatch.fnmatch(Path(s.doc_id).name, f.doc)):
+        return False
+    if f.date_from or f.date_to:
+        return bool(s.date) and _date_in(s.date, f.date_from, f.date_to)
+    return True
+
+
 def _matches(p: Passage, f: Filters) -> bool:
     sources = p.sources()
     if f.doc and not any(fnmatch.fnmatch(s.doc_id, f.doc) or fnmatch.fnmatch(Path(s.doc_id).name, f.doc)
@@ -387,3 +408,13 @@ def _no_match_message(f: Filters, index: PassageIndex) -> str:
     known = f"known dates: {', '.join(dates)}" if dates else "no document has a date"
     return f"no passage matches these filters ({known})"
 
+
+def _model_mismatch(path: Path, manifest, spec) -> str:
+    """Why the index cannot be asked with this model, and the command that rebuilds it for it."""
+    if manifest.model_id == spec.model_id:
+        what = (f"another copy of {spec.model_id} (weights {manifest.model_fingerprint}; this one's are "
+                f"{spec.fingerprint})")
+    else:
+        what = f"{manifest.model_id}, not {spec.model_id}"
+    rebuild = "`qa index --full`" if is_default(path) else f"`qa index --full --index {path}`"
+    return f"the index at {path} was built with {what}; rebuild it with {rebuild}, or pass its --model"

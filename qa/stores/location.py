@@ -67,6 +67,10 @@ def parse_store(store: str | Path | None = None, index: str | Path | None = None
         return StoreLocation("milvus", Path(index) if index else path.with_name(path.name + ".qa"), uri=str(path))
     if text.startswith(("http://", "https://")):
         parts = urlsplit(text)
+        try:
+            parts.port
+        except ValueError:
+            raise QAError(f"--store {text}: the port must be a number from 1 to 65535, e.g. http://localhost:19530") from None
         if not parts.hostname or parts.port is None:
             raise QAError(f"--store {text}: a Milvus server is http(s)://HOST:PORT[/COLLECTION], e.g. "
                           "http://localhost:19530")
