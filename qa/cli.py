@@ -216,9 +216,7 @@ def cmd_ask(args) -> int:
     if question is not None and not question.strip():
         raise QAError('empty question: qa ask "where did Kim meet Putin?"')
     check_k(args.k, "-k")
-    for date in (args.date_from, args.date_to):
-        if date:
-            check_date(date)
+    args.date_from, args.date_to = (check_date(d) if d else None for d in (args.date_from, args.date_to))
     batches = None
     if question is None:
         batches = question_batches(sys.stdin)

@@ -296,13 +296,14 @@ def test_a_name_too_long_for_the_file_system(tmp_path):
     assert line == f"qa: error: File name too long: {target}"
 
 
-def _marked(owner: int) -> list[int]:
-    """Processes started by the local Ray of process `owner` (they inherit its reaper's mark)."""
-    found = []
+def _marked(owner: int) -> dict[int, str]:
+    """Processes started by the local Ray of process `owner` (they inherit its reaper's mark),
+    with their names."""
+    found = {}
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
             if f"QA_RAY_OWNER={owner}-".encode() in environ.read_bytes():
-                found.append(int(environ.parent.name))
+                found[int(environ.parent.name)] = (environ.parent / "comm").read_text().strip()
         except OSError:
             continue
     return found
@@ -310,19 +311,32 @@ def _marked(owner: int) -> list[int]:
 
 @pytest.mark.slow
 def test_a_killed_ray_build_leaves_no_ray_processes(tmp_path):
-    """kill -9 of `qa index --ray` while its local Ray runs: every process of that Ray is gone soon
-    after (Ray's own clean-up never runs; qa's reaper does)."""
+    """kill -9 of `qa index --ray` while its local Ray runs: every process of that Ray, the workers
+    that renamed themselves included, is gone soon after (Ray's own clean-up never runs)."""
     build = subprocess.Popen([sys.executable, "-m", "qa", "index", str(CORPUS), "--index", str(tmp_path / "idx"),
                               "--ray", "-q"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while len(_marked(build.pid)) < 3 and build.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert _marked(build.pid), "the local Ray never started"
+        while (not any(name.startswith("ray::") for name in _marked(build.pid).values())
+               and build.poll() is None and time.monotonic() < deadline):
+            time.sleep(0.2)
+        running = _marked(build.pid)
+        assert any(name.startswith("ray::") for name in running.values()), running
+        assert {"raylet", "gcs_server"} <= set(running.values()), running
     finally:
         build.kill()
         build.wait()
     deadline = time.monotonic() + 30
     while _marked(build.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _marked(build.pid) == []
+    assert _marked(build.pid) == {}
+
+
+def test_the_mark_stays_out_of_other_children(fake_embedder):
+    """The mark goes to the local Ray alone: a program that started one and then starts other
+    processes does not hand them to the reaper."""
+    from qa.engines.distributed import REAPER_MARK, _environment
+
+    with _environment({REAPER_MARK: "x-1", "SPT_NOENV": "1"}):
+        assert os.environ[REAPER_MARK] == "x-1"
+    assert REAPER_MARK not in os.environ and "SPT_NOENV" not in os.environ

@@ -11,6 +11,7 @@ here only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -26,19 +27,22 @@ RAY_BATCH = 256  # passages per Ray batch (each actor then batches by length ins
 # Kills a local Ray's processes once the qa process that started it is gone, however it went
 # (kill -9 included: Ray's own clean-up runs only at a normal exit, and its workers, ~800 MB,
 # would otherwise outlive it for minutes). Started before Ray (no fork after gRPC's threads), it
-# waits for end of file on a pipe only the qa process holds, then kills every process that
-# inherited the qa process's mark in its environment: gcs_server, raylet, agents and workers
-# (which rename themselves, so their command lines cannot tell).
+# waits for end of file on a pipe only the qa process holds, then kills every process whose
+# environment holds the mark that process gave the Ray it started: gcs_server, raylet, agents and
+# workers, which rename themselves (their command lines cannot tell; SPT_NOENV keeps Ray's
+# setproctitle from overwriting their environment). Standard library only: the interpreter's
+# own site-packages may lack what Ray vendors for itself.
 REAPER_MARK = "QA_RAY_OWNER"
 _REAPER = """
-import os, sys, psutil
+import os, signal, sys
 sys.stdin.buffer.read()
-mark = sys.argv[1]
-for proc in psutil.process_iter():
+mark = ("QA_RAY_OWNER=" + sys.argv[1]).encode()
+for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
-        if proc.pid != os.getpid() and proc.environ().get("QA_RAY_OWNER") == mark:
-            proc.kill()
-    except psutil.Error:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            if mark in fh.read().split(b"\\0") and int(pid) != os.getpid():
+                os.kill(int(pid), signal.SIGKILL)
+    except OSError:
         pass
 """
 _reaper: subprocess.Popen | None = None
@@ -153,10 +157,9 @@ def start_ray(address: str | None, num_cpus: int | None = None):
     require_scale("ray.data", "--ray")
     if not ray.is_initialized():
         kwargs = {"address": address} if address else {"num_cpus": num_cpus or _cores()}
-        if not address:
-            _reap_local_ray()
         try:
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
+            with _environment({} if address else _reap_local_ray()):
+                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types; one line
             raise QAError(f"cannot start or reach Ray at {address or 'a local cluster'}: "
                           f"{' '.join(str(exc).split())[:160]}") from None
@@ -167,12 +170,30 @@ def start_ray(address: str | None, num_cpus: int | None = None):
     return ray
 
 
-def _reap_local_ray() -> None:
-    """Mark the local Ray this process is about to start and start its reaper (see _REAPER), once."""
+def _reap_local_ray() -> dict[str, str]:
+    """Start the reaper of the local Ray this process is about to start (see _REAPER), once; the
+    environment to start that Ray with (its processes inherit it at their start)."""
     global _reaper
     if _reaper is None:
         mark = f"{os.getpid()}-{os.urandom(4).hex()}"
         env = {k: v for k, v in os.environ.items() if k != REAPER_MARK}
         _reaper = subprocess.Popen([sys.executable, "-c", _REAPER, mark], stdin=subprocess.PIPE, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        os.environ[REAPER_MARK] = mark  # inherited by every process Ray starts from here
+        _reaper.mark = mark  # type: ignore[attr-defined]
+    return {REAPER_MARK: _reaper.mark, "SPT_NOENV": "1"}  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _environment(extra: dict[str, str]):
+    """`extra` in os.environ while Ray starts its processes, then the environment as it was (the
+    mark must not reach processes this program starts for anything else)."""
+    before = {name: os.environ.get(name) for name in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -37,10 +37,13 @@ def live_generation(path: Path) -> Path | None:
     was added since. CURRENT is only ever a plain generation name inside `path` (a `../` path
     is not followed).
     """
-    damage = live_damage(path)
+    for _ in range(3):  # a build may switch CURRENT and remove what it named between two reads
+        name = pointer_name(path)
+        damage = live_damage(path)
+        if damage is None or pointer_name(path) == name:
+            break
     if damage is not None:
         raise IndexStoreError(damaged(path, damage))
-    name = pointer_name(path)
     if name is not None:
         return path / name
     return newest_complete(path)
@@ -93,10 +96,13 @@ def generations(path: Path) -> list[Path]:
 def incompleteness(generation: Path) -> str | None:
     """What makes a generation unusable before its arrays are read (cheap), or None: a missing or
     unreadable folder, an unparseable manifest, a missing file."""
-    if not generation.is_dir():
-        return "is missing"
-    if not (generation / "manifest.json").is_file():
-        return "lacks manifest.json"
+    for item, absent in ((generation, "is missing"), (generation / "manifest.json", "lacks manifest.json")):
+        try:
+            item.stat()
+        except FileNotFoundError:
+            return absent
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror or exc})"
     try:
         manifest = parse_manifest(generation)
     except OSError as exc:

@@ -185,7 +185,8 @@ class Retriever:
             raise QAError("empty question: type a question, e.g. \"where did Kim meet Putin?\"")
         check_k(k)
         check_mode(mode)
-        filters = Filters(doc=doc, date_from=date_from, date_to=date_to)
+        filters = Filters(doc=doc, date_from=check_date(date_from) if date_from else None,
+                          date_to=check_date(date_to) if date_to else None)
         subset = self._subset(filters)
         restriction = self._restriction(filters) if subset is not None and self.index.store is not None else None
         embedded = self.embedder.embed_queries_with_tokens(questions) if mode != "lexical" else None

@@ -68,9 +68,11 @@ def parse_store(store: str | Path | None = None, index: str | Path | None = None
     if text.startswith(("http://", "https://")):
         parts = urlsplit(text)
         try:
-            parts.port
+            port = parts.port
         except ValueError:
-            raise QAError(f"--store {text}: the port must be a number from 1 to 65535, e.g. http://localhost:19530") from None
+            port = 0
+        if port is not None and not 1 <= port <= 65535:
+            raise QAError(f"--store {text}: the port must be a number from 1 to 65535, e.g. http://localhost:19530")
         if not parts.hostname or parts.port is None:
             raise QAError(f"--store {text}: a Milvus server is http(s)://HOST:PORT[/COLLECTION], e.g. "
                           "http://localhost:19530")
