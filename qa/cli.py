@@ -124,6 +124,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["auto", "onnx", "torch"], default=None,
                    help="inference engine: onnx (onnxruntime, no torch: fast start), torch (sentence-transformers), "
                         "or auto, onnx when the model folder has its ONNX export (default: auto, or $QA_BACKEND)")
+    p.add_argument("--precision", choices=["auto", "fp32", "int8"], default=None,
+                   help="onnx engine precision for questions and passages: fp32 (the exact export), int8 (its "
+                        "dynamic quantisation, faster) or auto, measured per side in EVALUATION.md "
+                        "(default: auto, or $QA_PRECISION)")
     p.add_argument("--threads", type=int, metavar="N", default=None,
                    help="engine threads (default: $QA_THREADS, else one per core for onnx and 1 for torch, "
                         "the settings that stay fast when other programs load the CPU)")
@@ -234,7 +238,8 @@ def cmd_ask(args) -> int:
             raise QAError("no question on standard input (one question a line)")
         batches = itertools.chain([first], batches)
     retriever = Retriever.open(args.index, args.model, backend=args.backend, threads=args.threads,
-                               build_missing=True, notify=_stderr, progress=True, store=args.store)
+                               precision=args.precision, build_missing=True, notify=_stderr, progress=True,
+                               store=args.store)
     if retriever.index.note:
         _stderr(f"qa: warning: {retriever.index.note}")
     filters = {"doc": args.doc, "date_from": args.date_from, "date_to": args.date_to}
@@ -314,7 +319,7 @@ def cmd_index(args) -> int:
     from .engines import load_embedder
     from .index import build_index
 
-    embedder = load_embedder(args.model, backend=args.backend, threads=args.threads)
+    embedder = load_embedder(args.model, backend=args.backend, threads=args.threads, precision=args.precision)
     if args.ray is not None:
         from .engines.distributed import RayEmbedder, start_ray
 
@@ -397,7 +402,8 @@ def cmd_repl(args) -> int:
         PassageIndex.open(index)  # raises the one-line "no index at ..." error
 
     return run_repl(index=index, model=getattr(args, "model", None), store=store,
-                    backend=getattr(args, "backend", None), threads=getattr(args, "threads", None))
+                    backend=getattr(args, "backend", None), threads=getattr(args, "threads", None),
+                    precision=getattr(args, "precision", None))
 
 
 def cmd_eval(args) -> int:
@@ -405,7 +411,8 @@ def cmd_eval(args) -> int:
     from .render import to_json
 
     results = run_eval(args.dataset, args.mode or ["default"], k=args.k, limit=args.limit, model=args.model,
-                       backend=args.backend, threads=args.threads, progress=not args.json, store=args.store)
+                       backend=args.backend, threads=args.threads, precision=args.precision, progress=not args.json,
+                       store=args.store)
     print(to_json(results) if args.json else markdown_table(results))
     return 0
 

@@ -118,13 +118,16 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def dataset_index_dir(folder: Path, fingerprint: str) -> Path:
-    key = hashlib.sha256(f"{_sha(folder / 'corpus.jsonl')}:{fingerprint}".encode()).hexdigest()[:16]
+def dataset_index_dir(folder: Path, fingerprint: str, passage_precision: str = "fp32") -> Path:
+    """The cached index of a dataset: one per corpus, model and passage precision (fp32 keeps
+    the key it always had)."""
+    variant = "" if passage_precision == "fp32" else f":{passage_precision}"
+    key = hashlib.sha256(f"{_sha(folder / 'corpus.jsonl')}:{fingerprint}{variant}".encode()).hexdigest()[:16]
     return cache_dir() / "eval" / f"{folder.resolve().name}-{key}"
 
 
 def open_dataset(folder: Path, model: str | None = None, progress: bool = True, *, backend: str | None = None,
-                 threads: int | None = None, store: str | None = None):
+                 threads: int | None = None, store: str | None = None, precision: str | None = None):
     """(retriever over the dataset's corpus, queries), indexing the corpus if not cached. A
     Milvus `store` (--store URI) holds the vectors; the local half is cached beside the others."""
     from .engines import load_embedder
@@ -132,8 +135,8 @@ def open_dataset(folder: Path, model: str | None = None, progress: bool = True, 
     from .stores.location import parse_store
 
     corpus, queries = load_dataset(folder)
-    embedder = load_embedder(model, backend=backend, threads=threads)
-    index_dir = dataset_index_dir(folder, embedder.spec.fingerprint)
+    embedder = load_embedder(model, backend=backend, threads=threads, precision=precision)
+    index_dir = dataset_index_dir(folder, embedder.spec.fingerprint, embedder.passage_precision)
     location = parse_store(store, index_dir)
     if location.kind == "milvus":
         location = parse_store(store, index_dir.with_name(index_dir.name + "-milvus"))
@@ -177,7 +180,7 @@ def evaluate(retriever, queries: Sequence[Query], *, mode: str = "default", k: i
 
 def run_eval(dataset: str | Path, modes: Sequence[str] = ("default",), *, k: int = 10, limit: int | None = None,
              model: str | None = None, backend: str | None = None, threads: int | None = None,
-             progress: bool = True, store: str | None = None) -> list[Scores]:
+             progress: bool = True, store: str | None = None, precision: str | None = None) -> list[Scores]:
     """`qa eval`: the scores of each mode on the dataset folder (its first `limit` questions).
     `progress` shows the indexing bar; the per-mode bars appear only on a terminal."""
     folder = Path(dataset)
@@ -187,7 +190,7 @@ def run_eval(dataset: str | Path, modes: Sequence[str] = ("default",), *, k: int
     if limit is not None and limit < 1:
         raise QAError(f"--limit must be at least 1 (got {limit})")
     retriever, queries = open_dataset(folder, model, progress=progress, backend=backend, threads=threads,
-                                      store=store)
+                                      store=store, precision=precision)
     if limit is not None:
         queries = queries[:limit]
     return [evaluate(retriever, queries, mode=m, k=k, dataset=folder.name, progress=sys.stderr.isatty())

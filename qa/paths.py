@@ -10,7 +10,7 @@ holds no articles, so nothing here is relative to the package:
 * the REPL history in ``$QA_STATE_DIR``, else ``$XDG_STATE_HOME/qa``.
 
 ``$QA_CORPUS`` and ``$QA_INDEX`` override the corpus and the index; ``$QA_MODEL``,
-``$QA_BACKEND`` and ``$QA_THREADS`` choose the model and its engine; ``$QA_MILVUS_TOKEN`` is the
+``$QA_BACKEND``, ``$QA_THREADS`` and ``$QA_PRECISION`` choose the model and its engine; ``$QA_MILVUS_TOKEN`` is the
 token sent to a Milvus server (`--store http://host:19530`); ``$QA_DEBUG`` shows
 tracebacks; ``$NO_COLOR`` turns colour off; ``$HF_HUB_OFFLINE`` and ``$HF_ENDPOINT`` are the
 Hugging Face hub's own, honoured when a hub model is resolved. Each is read when asked for,
@@ -84,6 +84,11 @@ def default_model_name() -> str | None:
 
 def default_backend() -> str | None:
     return env("QA_BACKEND")
+
+
+def precision_setting() -> str | None:
+    """$QA_PRECISION: the ONNX engine's precision (auto, fp32, int8; validated by the engine factory)."""
+    return env("QA_PRECISION")
 
 
 def threads_setting() -> str:

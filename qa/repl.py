@@ -570,7 +570,7 @@ def _error_line(error, prefix: str | None = None) -> str:
 
 
 def run_repl(index: str | None = None, model: str | None = None, *, backend: str | None = None,
-             threads: int | None = None, store: str | None = None) -> int:
+             threads: int | None = None, store: str | None = None, precision: str | None = None) -> int:
     """`qa` / `qa repl`: the session over `index` (default: embeddings/, built first if missing)."""
     from prompt_toolkit.patch_stdout import patch_stdout
 
@@ -578,7 +578,8 @@ def run_repl(index: str | None = None, model: str | None = None, *, backend: str
 
     def open_retriever():
         # Messages (e.g. building the default index on first run) go above the prompt.
-        retriever = Retriever.open(index, model, backend=backend, threads=threads, build_missing=True,
+        retriever = Retriever.open(index, model, backend=backend, threads=threads, precision=precision,
+                                   build_missing=True,
                                    notify=lambda m: repl.notify(m, style="dim"), store=store)
         retriever.warm_up()
         return retriever

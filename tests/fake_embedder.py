@@ -69,7 +69,7 @@ class FakeEmbedder(Embedder):
                                            [w.start() for w in words], text, [w.group() for w in words]))
         return sequences
 
-    def _forward(self, sequences, batch_size, bar):
+    def _forward(self, sequences, batch_size, bar, query=False):
         self.calls += 1
         vectors = np.stack([ngram_vector(s.text, self._dimension) for s in sequences])
         states = [np.stack([ngram_vector(w, self._dimension) for w in s.words]) if s.words

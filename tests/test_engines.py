@@ -35,7 +35,7 @@ def torch_embedder():
 
 @pytest.fixture(scope="module")
 def onnx_embedder():
-    return load_embedder(backend="onnx")
+    return load_embedder(backend="onnx", precision="fp32")  # the exact export (int8: tests/test_precision.py)
 
 
 def seed_questions() -> list[str]:
@@ -107,7 +107,7 @@ def test_an_index_built_by_torch_is_served_by_onnx(tmp_path, torch_embedder, onn
 
     build_index([CORPUS], tmp_path / "idx", torch_embedder)
     by_torch = Retriever(PassageIndex.open(tmp_path / "idx"), torch_embedder)
-    by_onnx = Retriever.open(tmp_path / "idx", backend="onnx")
+    by_onnx = Retriever.open(tmp_path / "idx", backend="onnx", precision="fp32")  # exact parity: fp32
     assert by_onnx.embedder.backend == "onnx"
     for question in seed_questions():
         assert ([h.passage_id for h in by_onnx.search(question, k=5)] ==
@@ -123,6 +123,7 @@ print(json.dumps({{"heavy": heavy, "onnxruntime": "onnxruntime" in sys.modules}}
 
 PATHS = {
     "qa ask": "from qa.cli import main\nmain(['ask', '--index', INDEX, '-k', '2', 'where did Kim meet Putin?'])",
+    "qa ask int8": "from qa.cli import main\nmain(['ask', '--precision', 'int8', '--index', INDEX, 'where did Kim meet Putin?'])",
     "qa stats": "from qa.cli import main\nmain(['stats', '--index', INDEX])",
     "Retriever": "from qa import Retriever\nassert Retriever.open(INDEX).search('où Kim a-t-il rencontré Poutine ?')",
     "REPL": """
@@ -181,8 +182,8 @@ def test_bulk_work_on_two_threads_equals_one_thread(onnx_embedder):
     """A build's batches run two at a time on the one-thread session (token-budget batches): the
     same vectors and tokens as one thread running the questions' kind of batches (to 1e-5)."""
     texts = paragraphs() * 3
-    two = load_embedder(threads=2)
-    one = load_embedder(threads=1)
+    two = load_embedder(threads=2, precision="fp32")
+    one = load_embedder(threads=1, precision="fp32")
     a, b = two.embed_passages_with_tokens(texts), one.embed_passages_with_tokens(texts)
     assert two._engine()._bulk is not None and one._engine()._bulk is None
     assert two._engine()._bulk.get_session_options().intra_op_num_threads == 1

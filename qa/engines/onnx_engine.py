@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Embedder, TokenSequence, budget_batches, length_batches, progress_bar
+from .base import BATCH_SIZE, Embedder, TokenSequence, budget_batches, length_batches, progress_bar
 from ..errors import ModelError
-from ..model.folder import EXPORT_FOLDER, MODEL_FILE, FolderLayout, read_layout
+from ..model.folder import EXPORT_FOLDER, INT8_FILE, MODEL_FILE, FolderLayout, read_layout
 from .unigram import VOCAB_FILE, FastUnigram
 
 # Texts up to this many characters in all (a question, a batch of questions) are tokenized by
@@ -100,19 +100,29 @@ class OnnxEmbedder(Embedder):
 
     backend = "onnx"
 
-    def __init__(self, spec, threads, model_path: Path | None = None):
+    def __init__(self, spec, threads, model_path: Path | None = None, *, query_precision: str = "fp32",
+                 passage_precision: str = "fp32"):
+        """`model_path` (an export being checked) serves both sides; else questions and passages
+        run the export of their precision: fp32 `onnx/model.onnx` or int8 `onnx/model_int8.onnx`."""
         super().__init__(spec, threads)
         self.folder = Path(spec.location)
-        self.model_path = model_path or self.folder / EXPORT_FOLDER / MODEL_FILE
+        self.query_precision, self.passage_precision = query_precision, passage_precision
+        paths = {"fp32": self.folder / EXPORT_FOLDER / MODEL_FILE, "int8": self.folder / EXPORT_FOLDER / INT8_FILE}
+        self.model_path = model_path or paths[passage_precision]
+        self.query_model_path = model_path or paths[query_precision]
         self.layout: FolderLayout = read_layout(self.folder)
         self._model: OnnxModel | None = None
+        self._query_model: OnnxModel | None = None
         self._fast: FastUnigram | None = None
 
     def load(self) -> None:
-        self._engine()
+        self._engine(query=True)
         self._fast_tokenizer()
 
-    def _engine(self) -> OnnxModel:
+    def _engine(self, query: bool = False) -> OnnxModel:
+        """The passages' model, or the questions' (the same one when both sides share a precision)."""
+        if query and self.query_model_path != self.model_path:
+            return self._once("_query_model", lambda: OnnxModel(self.query_model_path, self.threads))
         return self._once("_model", lambda: OnnxModel(self.model_path, self.threads))
 
     def _fast_tokenizer(self) -> FastUnigram | None:
@@ -154,13 +164,19 @@ class OnnxEmbedder(Embedder):
         sequences = [TokenSequence(ids, [], []) for ids in self._token_ids([prefix + t for t in texts])]
         bar = progress_bar(len(texts), progress)
         try:
-            return self._forward(sequences, batch_size, bar, keep_tokens=False)[0]
+            return self._forward(sequences, batch_size, bar, keep_tokens=False)[0]  # passages: see embed_queries
         finally:
             bar.close()
 
-    def _forward(self, sequences: list[TokenSequence], batch_size: int, bar, keep_tokens: bool = True
-                 ) -> tuple[np.ndarray, list[np.ndarray], int]:
-        model = self._engine()
+    def embed_queries(self, texts, batch_size: int = BATCH_SIZE) -> np.ndarray:
+        """Question vectors alone, on the questions' model (whatever the prefixes)."""
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        return self.embed_queries_with_tokens(texts, batch_size).vectors
+
+    def _forward(self, sequences: list[TokenSequence], batch_size: int, bar, query: bool = False,
+                 keep_tokens: bool = True) -> tuple[np.ndarray, list[np.ndarray], int]:
+        model = self._engine(query)
         lengths = np.fromiter((len(s.ids) for s in sequences), np.int64, len(sequences))
         vectors = np.empty((len(sequences), self.dimension), np.float32)
         states: list[np.ndarray] = [None] * len(sequences)  # type: ignore[list-item]

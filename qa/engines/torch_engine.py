@@ -83,7 +83,7 @@ class TorchEmbedder(Embedder):
         return self.model.encode(texts, prompt=prefix or None, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                                  show_progress_bar=progress)
 
-    def _forward(self, sequences: list[TokenSequence], batch_size: int, bar
+    def _forward(self, sequences: list[TokenSequence], batch_size: int, bar, query: bool = False
                  ) -> tuple[np.ndarray, list[np.ndarray], int]:
         """The loaded SentenceTransformer's own modules over qa's token ids (the ONNX engine's
         ids), so both engines read exactly the same tokens."""

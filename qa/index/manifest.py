@@ -81,6 +81,9 @@ class IndexIdentity(BaseModel):
     query_prefix: str
     passage_prefix: str
     chunking: Chunking
+    # The ONNX engine's precision for passages (fp32 or int8); absent from older manifests: fp32.
+    # Questions of either precision search either (EVALUATION.md, "int8 engine").
+    passage_precision: str = "fp32"
 
     def incompatibility(self, other: IndexIdentity) -> str | None:
         """Why an index with this identity cannot be reused for a run described by `other`."""
@@ -90,6 +93,9 @@ class IndexIdentity(BaseModel):
             return f"built with model {self.model_id} ({self.model_fingerprint}), not {other.model_id} ({other.model_fingerprint})"
         if (self.query_prefix, self.passage_prefix) != (other.query_prefix, other.passage_prefix):
             return "built with other query/passage prefixes"
+        if self.passage_precision != other.passage_precision:
+            return (f"its passages were embedded at {self.passage_precision}, this build embeds them at "
+                    f"{other.passage_precision}")
         if self.chunking != other.chunking:
             return (f"built with other chunking parameters ({self.chunking.model_dump()} vs "
                     f"{other.chunking.model_dump()})")

@@ -131,7 +131,8 @@ def describe(path: Path | str | None = None, store: str | StoreLocation | None =
 def _stats(path: Path, generation: Path, manifest: IndexManifest, note: str | None) -> IndexStats:
     return IndexStats(
         index=str(path), generation=generation.name, documents=manifest.documents, passages=manifest.passages,
-        model=manifest.model_id, dimension=manifest.dimension, faiss=manifest.faiss.kind, exact=manifest.faiss.exact,
+        model=manifest.model_id, passage_precision=manifest.passage_precision, dimension=manifest.dimension,
+        faiss=manifest.faiss.kind, exact=manifest.faiss.exact,
         bytes_on_disk=sum(f.stat().st_size for f in generation.iterdir() if f.is_file()),
         built_at=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at)), sources=manifest.sources,
         store=milvus_index.shown(manifest.store.uri, manifest.store.collection) if manifest.store else None,

@@ -49,7 +49,8 @@ def identity_for(embedder) -> IndexIdentity:
     """What a build with `embedder` produces, before anything is embedded."""
     spec = embedder.spec
     return IndexIdentity(model_id=spec.model_id, model_fingerprint=spec.fingerprint, query_prefix=spec.query_prefix,
-                         passage_prefix=spec.passage_prefix, chunking=Chunking(max_tokens=embedder.max_tokens))
+                         passage_prefix=spec.passage_prefix, chunking=Chunking(max_tokens=embedder.max_tokens),
+                         passage_precision=embedder.passage_precision)
 
 
 def passage_diff(old: list[Passage], new: list[Passage]) -> tuple[int, int, int]:

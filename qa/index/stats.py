@@ -13,6 +13,7 @@ class IndexStats(BaseModel):
     documents: int
     passages: int
     model: str
+    passage_precision: str  # what the passages were embedded at (fp32, or int8 with --precision int8)
     dimension: int
     faiss: str
     exact: bool

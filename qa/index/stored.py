@@ -222,7 +222,8 @@ def stored_stats(location: StoreLocation, store: MilvusStore, name: str, manifes
     kind = described.get("index_type", "?")
     nlist = (described.get("params") or {}).get("nlist") or described.get("nlist")
     return IndexStats(index=location.shown(), generation=name, documents=manifest.documents,
-                      passages=manifest.passages, model=manifest.model_id, dimension=manifest.dimension,
+                      passages=manifest.passages, model=manifest.model_id,
+                      passage_precision=manifest.passage_precision, dimension=manifest.dimension,
                       faiss="none", exact=kind == "FLAT",
                       bytes_on_disk=0, built_at=_time(manifest.built_at), sources=manifest.sources,
                       store=location.shown(), vector_index=f"{kind}{f' (nlist {nlist})' if nlist else ''}", note=note)

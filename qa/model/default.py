@@ -70,11 +70,12 @@ def build_default_model(dest: Path | None = None, *, force: bool = False, source
 
 
 def _export_staging(staging: Path) -> None:
-    """The ONNX export of a freshly converted folder, written before it goes live."""
-    from .export import write_export
+    """The ONNX export of a freshly converted folder and its int8 variant, written before it goes live."""
+    from .export import write_export, write_int8
 
     spec = spec_for_folder(staging, model_id=DEFAULT_MODEL_ID)
     write_export(spec)
+    write_int8(spec)
 
 
 def _convert(out: Path, source: Path | None = None) -> None:

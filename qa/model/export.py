@@ -7,6 +7,8 @@ Layout (the one sentence-transformers uses for `backend="onnx"`, plus a manifest
     MODEL_FOLDER/onnx/qa-unigram.npz    the vocabulary of a Unigram tokenizer, for questions (qa.engines.unigram)
     MODEL_FOLDER/onnx/qa-export.json    source fingerprint, sha256 and size of both files,
                                         versions, and the measured agreement with torch
+    MODEL_FOLDER/onnx/model_int8.onnx   the int8 variant (write_int8), recorded in the manifest's
+                                        `variants.int8`: its hash, method, agreement with fp32
 
 The export is the transformer alone, exported with torch's TorchScript exporter; pooling and
 normalisation stay in numpy (:mod:`qa.engines.onnx_engine`), read from the folder like
@@ -19,6 +21,7 @@ separate file matter: onnxruntime memory-maps them, so a session opens in a frac
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -84,7 +87,8 @@ def verify_export(spec) -> list[str]:
     if manifest is None:
         return []
     problems = []
-    for name, facts in manifest.get("files", {}).items():
+    variants = {name: facts for entry in manifest.get("variants", {}).values() for name, facts in entry["files"].items()}
+    for name, facts in {**manifest.get("files", {}), **variants}.items():
         path = export_dir(spec) / name
         if not path.is_file():
             problems.append(f"{EXPORT_FOLDER}/{name} is missing")
@@ -96,21 +100,30 @@ def verify_export(spec) -> list[str]:
 def write_export(spec, *, force: bool = False) -> Path:
     """Export `spec`'s folder to `onnx/` (or adopt an `onnx/model.onnx` already there), verified
     against the torch engine, atomically. Concurrent writers wait on a lock; the loser returns."""
-    if not spec.is_local:
-        raise ModelError(f"model {spec.model_id} is not a local folder; only a folder can hold an ONNX export")
-    folder = Path(spec.location)
     target = export_dir(spec)
+
+    def write() -> None:
+        if (target / MODEL_FILE).is_file() and read_export_manifest(spec) is None and not force:
+            _adopt(spec, target)
+        else:
+            _write_fresh(spec, Path(spec.location), target)
+
+    return _write_locked(spec, "an ONNX export", export_problem, write, force,
+                         "the torch engine still serves this model (--backend torch)", target)
+
+
+def _write_locked(spec, what: str, problem, write, force: bool, fallback: str, target: Path) -> Path:
+    """`write()` under the model folder's export lock, unless `problem(spec)` finds nothing to
+    do (a concurrent writer finished first); a read-only folder is a one-line ModelError."""
+    if not spec.is_local:
+        raise ModelError(f"model {spec.model_id} is not a local folder; only a folder can hold {what}")
+    folder = Path(spec.location)
     try:
         with file_lock(folder / ".qa-onnx.lock"):
-            if not force and export_problem(spec) is None:
-                return target
-            if (target / MODEL_FILE).is_file() and read_export_manifest(spec) is None and not force:
-                _adopt(spec, target)
-                return target
-            _write_fresh(spec, folder, target)
+            if force or problem(spec) is not None:
+                write()
     except PermissionError as exc:
-        raise ModelError(f"cannot write the ONNX export into {folder} ({exc.strerror}); "
-                         "the torch engine still serves this model (--backend torch)") from None
+        raise ModelError(f"cannot write {what} into {folder} ({exc.strerror}); {fallback}") from None
     return target
 
 
@@ -234,3 +247,129 @@ def _check_and_describe(spec, export: Path, exported_in: float | None) -> dict:
                    "threshold": MIN_COSINE},
         "seconds": round(exported_in, 1) if exported_in is not None else None,
     }
+
+
+# ---------------------------------------------------------------------------- the int8 variant
+
+INT8_DATA_FILE = "model_int8.onnx.data"  # the name quantize_dynamic gives the external weights
+INT8_MIN_COSINE = 0.98  # on the probes against the fp32 export; measured 0.9976 at worst on 300 PIAF questions
+# Kept in fp32: each layer's feed-forward down-projection (1536 -> 384), whose input, after GELU,
+# has the outlying values that one per-tensor activation scale represents worst. Quantising it
+# too ran 0.49 x fp32's question time against 0.69 x, but cost 0.50 nDCG@10 on PIAF against
+# the 0.3 allowed (EVALUATION.md, "int8 engine"). Matched by node name (torch's exporter,
+# BERT-style `.../output/dense/MatMul` outside `attention`); a graph without such names is
+# quantised whole.
+INT8_METHOD = {"tool": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8", "per_channel": True,
+               "activations": "uint8, quantised per tensor at run time",
+               "ops": "onnxruntime's default dynamic set (MatMul with constant weights, Gather)",
+               "kept_fp32": "feed-forward down-projections (*/output/dense/MatMul outside attention)",
+               # One self-contained file took a median 1.6 s to open against 0.6-0.9 s with its weights
+               # in a file onnxruntime memory-maps (as the fp32 export's are): a fresh `qa ask` waits.
+               "weights": f"external, {INT8_DATA_FILE}"}
+
+
+def _int8_excluded(graph_path: Path) -> list[str]:
+    """Names of the nodes INT8_METHOD keeps in fp32 (the graph alone is read, not its weights)."""
+    import onnx
+
+    graph = onnx.load(str(graph_path), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type == "MatMul" and n.name.endswith("/output/dense/MatMul")
+            and "attention" not in n.name]
+
+
+def int8_path(spec) -> Path:
+    from .folder import INT8_FILE
+
+    return export_dir(spec) / INT8_FILE
+
+
+def int8_problem(spec) -> str | None:
+    """Why `spec` has no usable int8 export (None: it has one). Cheap, like export_problem."""
+    problem = export_problem(spec)
+    if problem is not None:
+        return problem
+    manifest = read_export_manifest(spec) or {}
+    entry = manifest.get("variants", {}).get("int8")
+    if entry is None:
+        return f"model {spec.model_id} has no int8 export"
+    if entry.get("source_sha256") != manifest["files"].get(DATA_FILE, manifest["files"].get(MODEL_FILE, {})).get("sha256"):
+        return f"the int8 export of {spec.model_id} was made from another fp32 export"
+    if entry.get("method") != INT8_METHOD:
+        return f"the int8 export of {spec.model_id} was made by another recipe"
+    for name, facts in entry.get("files", {}).items():
+        path = export_dir(spec) / name
+        if not path.is_file() or path.stat().st_size != facts.get("bytes"):
+            return f"the int8 export of {spec.model_id} is incomplete ({name} is missing or truncated)"
+    return None
+
+
+def write_int8(spec, *, force: bool = False) -> Path:
+    """Quantise the fp32 export to `onnx/model_int8.onnx` (dynamic int8, per-channel weights),
+    kept only if its vectors agree with the fp32 export's (cosine >= INT8_MIN_COSINE) on the
+    probes, and recorded under `variants.int8` in the export's manifest. Needs the fp32 export
+    (not torch). Concurrent writers wait on the export's lock; the loser returns."""
+    target = int8_path(spec)
+
+    def write() -> None:
+        problem = export_problem(spec)
+        if problem is not None:
+            raise ModelError(f"{problem}; the int8 export is made from it: write it with `qa model --model "
+                             f"{spec.location} --export`")
+        _write_int8(spec, target)
+
+    return _write_locked(spec, "an int8 export", int8_problem, write, force, "use --precision fp32", target)
+
+
+def _write_int8(spec, target: Path) -> None:
+    """Quantise into a staging folder beside the export (the graph names its weights file, so the
+    two are written under their final names there), check, move the weights then the graph into
+    place, and record them in the manifest last."""
+    import numpy as np
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from ..engines.onnx_engine import OnnxEmbedder
+
+    staging = export_dir(spec) / f".int8.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    started = time.perf_counter()
+    try:
+        logger = logging.getLogger()
+        level = logger.level
+        logger.setLevel("ERROR")  # quantize_dynamic's advice to pre-process (its shape inference fails on this graph)
+        try:
+            source = export_dir(spec) / MODEL_FILE
+            quantize_dynamic(source, staging / target.name, per_channel=True, weight_type=QuantType.QInt8,
+                             nodes_to_exclude=_int8_excluded(source), use_external_data_format=True)
+        finally:
+            logger.setLevel(level)
+        fp32 = OnnxEmbedder(spec, threads=2)
+        int8 = OnnxEmbedder(spec, threads=2, model_path=staging / target.name)
+        worst = 1.0
+        for embed, texts in (("embed_queries", PROBE_QUERIES), ("embed_passages", PROBE_PASSAGES)):
+            a, b = getattr(int8, embed)(texts), getattr(fp32, embed)(texts)
+            worst = min(worst, float((a * b).sum(1).min()))
+        del int8  # its session maps the staged weights
+        if not worst >= INT8_MIN_COSINE:
+            raise ModelError(f"the int8 export of {spec.model_id} strays from the fp32 one (cosine {worst:.4f} < "
+                             f"{INT8_MIN_COSINE}); it was not kept, use --precision fp32")
+        make_readable(staging)
+        files = {}
+        for name in (INT8_DATA_FILE, target.name):  # the graph last: it names the weights file
+            files[name] = {"bytes": (staging / name).stat().st_size, "sha256": sha256_file(staging / name)}
+            os.replace(staging / name, export_dir(spec) / name)
+        manifest = read_export_manifest(spec)
+        origin = manifest["files"].get(DATA_FILE, manifest["files"].get(MODEL_FILE))
+        manifest.setdefault("variants", {})["int8"] = {
+            "files": files, "source_sha256": origin["sha256"], "method": INT8_METHOD,
+            "parity": {"min_cosine_vs_fp32": round(worst, 5), "threshold": INT8_MIN_COSINE,
+                       "probes": len(PROBE_QUERIES) + len(PROBE_PASSAGES)},
+            "versions": {"onnxruntime": onnxruntime.__version__, "numpy": np.__version__},
+            "seconds": round(time.perf_counter() - started, 1)}
+        written = staging / MANIFEST_FILE
+        written.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        written.chmod(0o644)
+        os.replace(written, export_dir(spec) / MANIFEST_FILE)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -22,6 +22,9 @@ EXPORT_FOLDER = "onnx"
 MODEL_FILE = "model.onnx"
 DATA_FILE = "model.onnx_data"
 MANIFEST_FILE = "qa-export.json"
+# The int8 variant of the export (dynamic quantisation of model.onnx, qa.onnx_export.write_int8):
+# one self-contained file, its weights int8 with a float scale per output channel.
+INT8_FILE = "model_int8.onnx"
 POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens", "lasttoken")
 _OLD_POOLING_KEYS = {
     "pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",

@@ -47,12 +47,15 @@ def resolve_model(name: str | None = None, *, build: bool = True) -> ModelSpec:
 
 
 def _ensure_default_export(spec: ModelSpec) -> None:
-    """A default model folder from before the ONNX engine gets its export, once."""
-    from .export import export_problem, write_export
+    """A default model folder from before the ONNX engine (or its int8 variant) gets its export, once."""
+    from .export import export_problem, int8_problem, write_export, write_int8
 
     if export_problem(spec) is not None:
         logging.getLogger("qa").warning("writing the ONNX export of the default model (once, about 30 s)…")
         write_export(spec)
+    if int8_problem(spec) is not None:
+        logging.getLogger("qa").warning("writing the int8 export of the default model (once, about 20 s)…")
+        write_int8(spec)
 
 
 def _spec_for_hub_name(name: str) -> ModelSpec:

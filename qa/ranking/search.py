@@ -104,13 +104,15 @@ class Retriever:
 
     @classmethod
     def open(cls, index: str | Path | None = None, model: str | None = None, *, backend: str | None = None,
-             threads: int | None = None, params: RankingParams = DEFAULT_RANKING, build_missing: bool = False,
+             threads: int | None = None, precision: str | None = None, params: RankingParams = DEFAULT_RANKING,
+             build_missing: bool = False,
              notify: Callable[[str], None] | None = None, progress: bool = False,
              store: str | None = None) -> Retriever:
         """Open the index (default: embeddings/) with the model it was built with.
 
         `model` overrides the model; it must be the one the index was built with. `backend`
-        (auto, onnx, torch) and `threads` choose the engine; any engine serves any index of its model.
+        (auto, onnx, torch), `threads` and `precision` (auto, fp32, int8) choose the engine; any engine
+        serves any index of its model.
         With `build_missing` and no `index`, the default index is first (re)built from the default
         corpus when it is missing or made with another model (what `qa` and `qa ask` do), with
         `model`; `notify` receives the one-line messages and `progress` shows a progress bar.
@@ -121,7 +123,7 @@ class Retriever:
         if location.kind == "milvus":  # the whole index is in the store: its manifest names the model
             stored = PassageIndex.open(None, location)
             try:
-                embedder = cls._embedder_for(stored.manifest, stored.path, model, backend, threads)
+                embedder = cls._embedder_for(stored.manifest, stored.path, model, backend, threads, precision)
             except BaseException:
                 stored.close()
                 raise
@@ -129,7 +131,7 @@ class Retriever:
         if store is not None:
             index = location.local
         if index is None and build_missing and store is None:
-            embedder = load_embedder(model, backend=backend, threads=threads)
+            embedder = load_embedder(model, backend=backend, threads=threads, precision=precision)
             embedder.preload()  # the engine loads while the index is checked and read
             path = ensure_default_index(embedder, notify=notify or (lambda message: None), progress=progress)
             return cls(PassageIndex.open(path), embedder, params)
@@ -137,14 +139,16 @@ class Retriever:
         generation = live_generation(path)
         if generation is None:
             PassageIndex.open(path)  # raises the one-line "no index at ..." error
-        embedder = cls._embedder_for(read_manifest(generation), path, model, backend, threads)
+        embedder = cls._embedder_for(read_manifest(generation), path, model, backend, threads, precision)
         embedder.preload()  # the engine loads while the index is read
         return cls(PassageIndex.open(path), embedder, params)
 
     @staticmethod
-    def _embedder_for(manifest, where, model: str | None, backend: str | None, threads: int | None) -> Embedder:
+    def _embedder_for(manifest, where, model: str | None, backend: str | None, threads: int | None,
+                      precision: str | None) -> Embedder:
         """The engine of the model the index was built with (`model` must be that one)."""
-        embedder = load_embedder(model or model_name_for(manifest.model_id), backend=backend, threads=threads)
+        embedder = load_embedder(model or model_name_for(manifest.model_id), backend=backend, threads=threads,
+                                 precision=precision)
         if embedder.spec.fingerprint != manifest.model_fingerprint:
             raise QAError(_model_mismatch(where, manifest, embedder.spec))
         return embedder
