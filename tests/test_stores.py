@@ -318,6 +318,8 @@ def test_two_processes_answer_from_the_store_alone_after_the_builder_exits(tmp_p
     described = json.loads(stats.stdout)
     assert stats.returncode == 0 and described["store"] == store and described["vector_index"] == "FLAT"
     assert described["faiss"] == "none" and described["passages"] == 53
+    lite_folder = sum(f.stat().st_size for f in (tmp_path / "x.db").rglob("*") if f.is_file())
+    assert described["bytes_on_disk"] == lite_folder > 0
 
 
 def test_a_milvus_index_keeps_its_live_and_previous_generations_only(tmp_path, fake_embedder):

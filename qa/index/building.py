@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
 
 from ..engines.base import progress_bar
 from ..errors import IndexStoreError, QAError
@@ -29,7 +28,7 @@ from .encoding import PassageInput, encode_passages
 from .generations import (generations, is_default, live_damage, live_generation, newest_complete, pointer_name,
                           pointer_problem, read_manifest, rebuild_reason, sources_record)
 from .integrity import Vectors, describe_error, invalid_passages, read_passages, read_vectors, structural_damage
-from .manifest import FORMAT_VERSION, Chunking, IndexIdentity, IndexManifest, faiss_params
+from .manifest import FORMAT_VERSION, IndexIdentity, IndexManifest, faiss_params
 from .tokens import Int8Codec, TokenStore
 from .report import BuildReport, token_counter
 from .report import identity_for as _identity_for

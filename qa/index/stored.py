@@ -18,6 +18,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -225,8 +226,16 @@ def stored_stats(location: StoreLocation, store: MilvusStore, name: str, manifes
                       passages=manifest.passages, model=manifest.model_id,
                       passage_precision=manifest.passage_precision, dimension=manifest.dimension,
                       faiss="none", exact=kind == "FLAT",
-                      bytes_on_disk=0, built_at=_time(manifest.built_at), sources=manifest.sources,
+                      bytes_on_disk=_lite_bytes(location), built_at=_time(manifest.built_at), sources=manifest.sources,
                       store=location.shown(), vector_index=f"{kind}{f' (nlist {nlist})' if nlist else ''}", note=note)
+
+
+def _lite_bytes(location: StoreLocation) -> int:
+    """The size of a Milvus Lite folder (all its collections); 0 for a server, whose disk is not ours."""
+    if not location.lite:
+        return 0
+    folder = Path(location.uri)
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
 
 
 def describe_stored(location: StoreLocation) -> IndexStats:

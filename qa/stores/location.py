@@ -1,12 +1,12 @@
-"""`--store URI`: which store an index uses and where its local half (passages, manifest) lives.
+"""`--store URI`: which store an index uses.
 
     PATH                   FAISS files in the index folder PATH (the default: embeddings/)
-    milvus:PATH.db         Milvus Lite, embedded, storing to PATH.db; the local half in PATH.db.qa/
+    milvus:PATH.db         Milvus Lite, embedded, storing to the folder PATH.db
     http(s)://HOST:PORT[/COLLECTION]
-                           a Milvus server (token: $QA_MILVUS_TOKEN); the local half in --index DIR,
-                           else embeddings.milvus-HOST-PORT-COLLECTION/ beside the default index
+                           a Milvus server (token: $QA_MILVUS_TOKEN)
 
-The default collection is `qa_passages`. `--index DIR` always names the local half.
+A Milvus index lives wholly in the store (records, vectors, fields, tokens, generations); the
+default collection is `qa_passages`. `local` is only a FAISS index's folder.
 """
 
 from __future__ import annotations
