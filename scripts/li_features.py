@@ -30,7 +30,7 @@ def encode(embedder, texts: list[str], prefix: str, batch_size: int = 32):
     """(vectors [n, d], tokens [T, d] fp32 normalised, owners [T], starts [T], ends [T])."""
     from qa.engines.base import length_batches
 
-    tokenizer = embedder.token_counter()
+    tokenizer = embedder._token_counter()
     model = embedder._engine()
     encodings = tokenizer.encode_batch([prefix + t for t in texts])
     cut = len(prefix.rstrip())
