@@ -30,7 +30,7 @@ def encode(embedder, texts: list[str], prefix: str, batch_size: int = 32):
     """(vectors [n, d], tokens [T, d] fp32 normalised, owners [T], starts [T], ends [T])."""
     from qa.engines.base import length_batches
 
-    tokenizer = embedder.token_counter()
+    tokenizer = embedder._token_counter()
     model = embedder._engine()
     encodings = tokenizer.encode_batch([prefix + t for t in texts])
     cut = len(prefix.rstrip())
@@ -69,6 +69,22 @@ def dataset_texts(name: str):
         return corpus.passages, questions
     corpus, queries = load_dataset(DATASETS / name)
     return corpus.passages, [q.question for q in queries]
+
+
+def passages_and_queries(name: str):
+    """(passages, evaluation queries with their gold ids) of a public set, or of our own questions ("seed")."""
+    if name == "seed":
+        from qa.evaluate import seed_queries
+
+        passages, _ = dataset_texts("seed")
+
+        class _Index:
+            pass
+        index = _Index()
+        index.passages = passages
+        return passages, seed_queries(REPO / "tests/data/seed_questions.jsonl", index, REPO / "corpus")
+    corpus, queries = load_dataset(DATASETS / name)
+    return corpus.passages, queries
 
 
 def main(names: list[str]) -> None:
