@@ -71,6 +71,22 @@ def dataset_texts(name: str):
     return corpus.passages, [q.question for q in queries]
 
 
+def passages_and_queries(name: str):
+    """(passages, evaluation queries with their gold ids) of a public set, or of our own questions ("seed")."""
+    if name == "seed":
+        from qa.evaluate import seed_queries
+
+        passages, _ = dataset_texts("seed")
+
+        class _Index:
+            pass
+        index = _Index()
+        index.passages = passages
+        return passages, seed_queries(REPO / "tests/data/seed_questions.jsonl", index, REPO / "corpus")
+    corpus, queries = load_dataset(DATASETS / name)
+    return corpus.passages, queries
+
+
 def main(names: list[str]) -> None:
     embedder = load_embedder()
     out_dir = cache_dir() / "li"

@@ -24,7 +24,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 
-from qa.evaluate import dataset_index_dir, load_dataset, seed_queries  # noqa: E402
+from qa.evaluate import dataset_index_dir  # noqa: E402
 from qa.ranking.lexical import LexicalIndex, guess_language  # noqa: E402
 from qa.paths import cache_dir  # noqa: E402
 
@@ -128,21 +128,10 @@ def load(name: str, codecs: list[str]) -> Features:
     offsets = np.searchsorted(data["po"], np.arange(len(pv) + 1))
     qoffsets = np.searchsorted(data["qo"], np.arange(len(qv) + 1))
     ids = data["ids"]
-    if name == "seed":
-        from li_features import dataset_texts
-        passages, _ = dataset_texts("seed")
-
-        class _Index:
-            pass
-        index = _Index()
-        index.passages = passages
-        queries = seed_queries(REPO / "tests/data/seed_questions.jsonl", index, REPO / "corpus")
-        texts = [p.embed_text() for p in passages]
-        sentence_vectors = None
-    else:
-        corpus, queries = load_dataset(DATASETS / name)
-        texts = [p.embed_text() for p in corpus.passages]
-        sentence_vectors = _today_sentences(name, len(pv))
+    from li_features import passages_and_queries
+    passages, queries = passages_and_queries(name)
+    texts = [p.embed_text() for p in passages]
+    sentence_vectors = None if name == "seed" else _today_sentences(name, len(pv))
     lexical_index = LexicalIndex(texts)
     keep = [i for i, q in enumerate(queries) if q.gold_ids]
     tokens = {c: codec(c, data["pt"]) for c in codecs}
