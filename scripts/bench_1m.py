@@ -5,6 +5,7 @@
     .venv/bin/python scripts/bench_1m.py build NAME [--n N]  # one FAISS index (flat, hnsw16, hnsw32, ivfflat, ivfpq)
     .venv/bin/python scripts/bench_1m.py time [--n N]        # every built FAISS index of that size, interleaved
     .venv/bin/python scripts/bench_1m.py milvus --n N --index HNSW|IVF_FLAT
+    .venv/bin/python scripts/bench_1m.py report             # the tables of BENCHMARKS.md
 
 Real vectors: the passage and question vectors of every public set in ../shared/datasets/ and of
 corpus/ (with tests/data/seed_questions.jsonl), from ~/.cache/qa/li/*.npz (scripts/li_features.py)
@@ -435,10 +436,42 @@ def cmd_milvus(args) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def cmd_report(args) -> None:
+    """Markdown tables of results.jsonl: the last build and the last timing of every setting."""
+    rows = [json.loads(line) for line in open(OUT / "results.jsonl")]
+    builds = {(r["name"], r["n"]): r for r in rows if r["what"] == "faiss_build"}
+    searches = {(r["name"], r["n"], r.get("setting")): r for r in rows if r["what"] == "faiss_search"}
+    base_of = {"ivfpq_rr": "ivfpq"}
+    print("| vectors | index | setting | build (s) | RAM B/vector | disk B/vector | p50 (ms) | p95 (ms) | recall@10 "
+          "| filtered p50 (ms) | filtered p95 (ms) | filtered recall@10 | load average |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for (name, n, setting), r in sorted(searches.items(), key=lambda x: (x[0][1], x[0][0], x[0][2] or 0)):
+        b = builds.get((base_of.get(name, name), n), {})
+        params = ", ".join(f"{k} {v}" for k, v in b.get("params", {}).items())
+        knob = {"hnsw": "efSearch", "ivf": "nprobe"}.get(name[:4] if name.startswith("hnsw") else name[:3], "")
+        print(f"| {n:,} | {name}{' (' + params + ')' if params else ''} | {knob + ' ' + str(setting) if setting else ''} "
+              f"| {b.get('build_s', '')} | {b.get('ram_per_vector', '')} | {b.get('disk_per_vector', '')} "
+              f"| {r.get('p50_ms', '')} | {r.get('p95_ms', '')} | {r.get('recall10', '')} | {r.get('filter_p50_ms', '')} "
+              f"| {r.get('filter_p95_ms', '')} | {r.get('filter_recall10', '')} | {r['load'][0]} |")
+    print()
+    print("| vectors | index | setting | build (s) | RAM B/vector | disk B/vector | p50 (ms) | p95 (ms) | recall@10 "
+          "| filtered p50 (ms) | filtered p95 (ms) | filtered recall@10 | load average |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        if r["what"] == "milvus":
+            params = ", ".join(f"{k} {v}" for k, v in r["params"].items())
+            knob = "ef" if r["index"] == "HNSW" else "nprobe"
+            print(f"| {r['n']:,} | Milvus Lite {r['index']} ({params}) | {knob} {r['setting']} | {r['build_s']} "
+                  f"| {r['ram_per_vector']} | {r['disk_per_vector']} | {r['p50_ms']} | {r['p95_ms']} | {r['recall10']} "
+                  f"| {r.get('filter_p50_ms', '')} | {r.get('filter_p95_ms', '')} | {r.get('filter_recall10', '')} "
+                  f"| {r['load'][0]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("vectors")
+    sub.add_parser("report")
     b = sub.add_parser("build")
     b.add_argument("name")
     b.add_argument("--n", type=int, default=N_TOTAL)
@@ -456,7 +489,7 @@ def main() -> None:
     m.add_argument("--filter-queries", type=int, default=20)
     m.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    {"vectors": cmd_vectors, "build": cmd_build, "time": cmd_time, "milvus": cmd_milvus}[args.cmd](args)
+    {"vectors": cmd_vectors, "build": cmd_build, "time": cmd_time, "milvus": cmd_milvus, "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":
