@@ -23,13 +23,12 @@ FORMAT_VERSION = 3  # 3: token store, no sentence vectors (format 2 is rebuilt i
 # Exact search while the passage count is below this, HNSW from there on: about where one exact
 # search costs as much as embedding the question with the ONNX engine, so that past it search
 # would dominate.
-# Exact search stays below it because HNSW's recall, high on real sentence vectors, is poor on
-# vectors without structure. The figures (cost per 10k vectors, the question's cost, recall) and
-# the crossover they give are in BENCHMARKS.md, from `python -m bench --only scaling`.
+# The figures (exact cost, HNSW recall on vectors with real e5 structure at 100k and 1M, the
+# efSearch sweep) are in BENCHMARKS.md, "1M passages with the structure of real e5 vectors".
 APPROXIMATE_FROM = 100_000
 
 
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 256
 
 
 class _Params(BaseModel):
