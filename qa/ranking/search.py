@@ -17,18 +17,19 @@ the same plus the weak-answer signal. The ranking, per question:
 
 from __future__ import annotations
 
-import fnmatch
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, model_serializer
+from pydantic import BaseModel, model_serializer
 
 from ..engines import Embedder, load_embedder
 from ..errors import QAError
 from ..index import BuildReport, PassageIndex, build_index, ensure_default_index, live_generation, read_manifest
 from ..index.generations import is_default
+from .filters import Filters, date_in, doc_matches, lead_with_a_match, matches, no_match_message
+from .filters import date_in as _date_in  # noqa: F401  (its former name)
 from .lexical import LexicalIndex, guess_language
 from ..model import model_name_for
 from .params import DEFAULT_RANKING, MODES, Mode, RankingParams, check_date, check_k, check_mode  # noqa: F401
@@ -77,21 +78,6 @@ class Answer(BaseModel):
     weak: bool
     confidence: float  # how far the best passage stands above the typical candidate
     note: str | None = None
-
-
-class Filters(BaseModel):
-    """Restrict the search to some documents (glob on the document id) and/or a date range.
-
-    Unknown keys are refused: a misspelt filter must not silently search everything."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    doc: str | None = None
-    date_from: str | None = None
-    date_to: str | None = None
-
-    def active(self) -> bool:
-        return bool(self.doc or self.date_from or self.date_to)
 
 
 class Retriever:
@@ -210,7 +196,7 @@ class Retriever:
             ranked, confidence = self._rank(question, query, k, mode, subset, restriction)
             if filters.active():
                 for hit in ranked:
-                    _lead_with_a_match(hit, filters)
+                    lead_with_a_match(hit, filters)
             weak = mode != "lexical" and confidence < self.params.weak_margin
             answers.append(Answer(question=question, hits=ranked, weak=weak, confidence=round(confidence, 4),
                                   note="no passage answers this clearly" if weak else None))
@@ -339,11 +325,11 @@ class Retriever:
         for value in (filters.date_from, filters.date_to):
             if value:
                 check_date(value)
-        if filters.date_from and filters.date_to and not _date_in(filters.date_from, None, filters.date_to):
+        if filters.date_from and filters.date_to and not date_in(filters.date_from, None, filters.date_to):
             raise QAError(f"the date range is reversed: from {filters.date_from} to {filters.date_to}")
-        rows = [i for i, p in enumerate(self.index.passages) if _matches(p, filters)]
+        rows = [i for i, p in enumerate(self.index.passages) if matches(p, filters)]
         if not rows:
-            raise QAError(_no_match_message(filters, self.index))
+            raise QAError(no_match_message(filters, self.index.documents))
         return np.asarray(rows, np.int64)
 
     def _restriction(self, filters: Filters) -> Restriction:
@@ -351,11 +337,10 @@ class Retriever:
         glob matches and the dates within the range, both read from the local documents.json."""
         docs = dates = None
         if filters.doc:
-            docs = frozenset(d.doc_id for d in self.index.documents
-                             if fnmatch.fnmatch(d.doc_id, filters.doc) or fnmatch.fnmatch(Path(d.doc_id).name, filters.doc))
+            docs = frozenset(d.doc_id for d in self.index.documents if doc_matches(d.doc_id, filters.doc))
         if filters.date_from or filters.date_to:
             known = {s.date for p in self.index.passages for s in p.sources() if s.date}
-            dates = frozenset(d for d in known if _date_in(d, filters.date_from, filters.date_to))
+            dates = frozenset(d for d in known if date_in(d, filters.date_from, filters.date_to))
         return Restriction(doc_ids=docs, dates=dates)
 
 
@@ -371,56 +356,6 @@ def _merge_sources(hit: Hit, duplicate: Passage) -> None:
         if (source.doc_id, source.paragraph) not in known:
             hit.other_sources.append(source)
             known.add((source.doc_id, source.paragraph))
-
-
-def _lead_with_a_match(hit: Hit, f: Filters) -> None:
-    """Make a source the filters asked for the hit's primary one: `--doc report.pdf` on a paragraph
-    that is also in report.docx cites report.pdf first (the same text; the others stay listed)."""
-    sources = hit.sources()
-    match = next((s for s in sources if _source_matches(s, f)), None)
-    if match is None or match is sources[0]:
-        return
-    for name, value in match.model_dump().items():
-        setattr(hit, name, value)
-    hit.other_sources = [s for s in sources if s is not match]
-
-
-def _source_matches(s, f: Filters) -> bool:
-    if f.doc and not (fnmatch.fnmatch(s.doc_id, f.doc) or fnmatch.fnmatch(Path(s.doc_id).name, f.doc)):
-        return False
-    if f.date_from or f.date_to:
-        return bool(s.date) and _date_in(s.date, f.date_from, f.date_to)
-    return True
-
-
-def _matches(p: Passage, f: Filters) -> bool:
-    sources = p.sources()
-    if f.doc and not any(fnmatch.fnmatch(s.doc_id, f.doc) or fnmatch.fnmatch(Path(s.doc_id).name, f.doc)
-                         for s in sources):
-        return False
-    if f.date_from or f.date_to:
-        dates = [s.date for s in sources if s.date]
-        return any(_date_in(d, f.date_from, f.date_to) for d in dates)
-    return True
-
-
-def _date_in(date: str, start: str | None, end: str | None) -> bool:
-    """Compare at the precision both sides have: '2019-04' is within 2019 and within 2019-04-..."""
-    if start and date[: len(start)] < start[: len(date)]:
-        return False
-    if end and date[: len(end)] > end[: len(date)]:
-        return False
-    return True
-
-
-def _no_match_message(f: Filters, index: PassageIndex) -> str:
-    if f.doc and not any(fnmatch.fnmatch(d.doc_id, f.doc) or fnmatch.fnmatch(Path(d.doc_id).name, f.doc)
-                         for d in index.documents):
-        names = ", ".join(d.doc_id for d in index.documents[:5]) + (", ..." if len(index.documents) > 5 else "")
-        return f"no document matches {f.doc!r} (documents: {names})"
-    dates = sorted({d.date for d in index.documents if d.date})
-    known = f"known dates: {', '.join(dates)}" if dates else "no document has a date"
-    return f"no passage matches these filters ({known})"
 
 
 def _model_mismatch(path: Path | str, manifest, spec) -> str:
